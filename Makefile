@@ -1,0 +1,26 @@
+# Two commands on a fresh machine: `make demo` (set up + run the default job), `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: install demo test lint bench
+
+$(BIN)/gridfactor: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	# torch first, pinned: the CPU wheel on disk (any other version pulls a CUDA build)
+	$(BIN)/pip install -q "torch==2.13.0"
+	$(BIN)/pip install -q -e ".[dev]"
+	touch $(BIN)/gridfactor
+
+install: $(BIN)/gridfactor
+
+demo: install
+	$(BIN)/gridfactor synthetic --out runs/synthetic-demo
+
+test: install
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/python -m pytest -x -q $(PYTEST_ARGS)
+
+bench: install
+	$(BIN)/python benchmarks/mi.py

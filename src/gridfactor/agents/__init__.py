@@ -1,0 +1,1 @@
+"""Agents: the high-level rule agent and the per-cluster action/observation definitions."""

@@ -1,0 +1,187 @@
+"""Per-cluster agents: which substations they act on, their actions and observations.
+
+A cluster of a grid factorization holds substation ids (``Cluster.inputs``) and line ids
+(``Cluster.targets``). Its agent acts on the cluster's substations that have unitary topology
+actions; a cluster without such a substation gets no agent. Substations with topology
+actions that are in no cluster are ignored: nobody acts on them and they are not CAPA
+candidates (the candidates are the substations owned by some agent).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from gridfactor.errors import UserError
+from gridfactor.factorize.structure import Cluster, Factorization
+
+OBS_MODES = ("local", "global")
+# rho above this is clipped in observations (a line at 3x its limit is beyond saving anyway)
+RHO_CLIP = 3.0
+# cooldowns are divided by this (grid2op's default cooldowns are 3 and 10 steps)
+COOLDOWN_SCALE = 10.0
+
+
+def agent_id(cluster_index: int) -> str:
+    """Agent (and policy) id of the agent of factorization cluster number ``cluster_index``."""
+    return f"cluster_{cluster_index}"
+
+
+def unitary_actions(action_space: Any, sub_id: int) -> list[Any]:
+    """All unitary topology actions of substation ``sub_id`` (empty when it has none)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return list(action_space.get_all_unitary_topologies_set(action_space, sub_id=sub_id))
+
+
+@dataclass
+class ClusterAgent:
+    """The agent of one cluster.
+
+    Attributes:
+        agent_id: RLlib agent id == policy id (``cluster_<k>``).
+        cluster_index: k, index of the cluster in the factorization.
+        subs: (n_s,) substation ids it acts on (those of the cluster with actions).
+        lines: (n_l,) line ids it observes in local mode: the cluster's lines plus the lines
+            connected to its substations, sorted.
+        topo_pos: (n_e,) positions in ``topo_vect`` of the elements of its substations.
+        actions: the grid2op actions, index 0 = do nothing, then the unitary topology
+            actions of ``subs`` in order.
+        action_subs: (n_actions,) substation acted on by each action (-1 for do nothing).
+    """
+
+    agent_id: str
+    cluster_index: int
+    subs: np.ndarray
+    lines: np.ndarray
+    topo_pos: np.ndarray
+    actions: list[Any] = field(repr=False)
+    action_subs: np.ndarray = field(repr=False)
+
+    @property
+    def n_actions(self) -> int:
+        return len(self.actions)
+
+
+def substation_actions(action_space: Any) -> dict[int, list[Any]]:
+    """Unitary topology actions of every substation that has some."""
+    out = {}
+    for sub in range(action_space.n_sub):
+        acts = unitary_actions(action_space, sub)
+        if acts:
+            out[sub] = acts
+    return out
+
+
+def check_factorization_for_env(fact: Factorization, env: Any, env_name: str) -> None:
+    """UserError when the factorization was not made for this grid."""
+    fact_env = fact.meta.get("env_name")
+    if fact_env is not None and str(fact_env) != str(env_name):
+        raise UserError(
+            f"the factorization was made for env {fact_env!r} but --env is {env_name!r}; "
+            f"pass --env {fact_env} or a factorization of {env_name}"
+        )
+    if fact.n_targets != env.n_line or fact.n_inputs != env.n_sub:
+        raise UserError(
+            f"the factorization has {fact.n_targets} targets x {fact.n_inputs} inputs but "
+            f"{env_name} has {env.n_line} lines x {env.n_sub} substations; use a grid "
+            "factorization (targets = lines, inputs = substations) of this env"
+        )
+
+
+def centralized_factorization(env: Any, env_name: str) -> Factorization:
+    """One cluster holding every line and every substation that has topology actions."""
+    subs = tuple(sorted(substation_actions(env.action_space)))
+    return Factorization(
+        target_names=[str(n) for n in env.name_line],
+        input_names=[str(n) for n in env.name_sub],
+        clusters=[Cluster(tuple(range(env.n_line)), subs)],
+        meta={"env_name": env_name, "centralized": True},
+    )
+
+
+def build_agents(fact: Factorization, env: Any) -> list[ClusterAgent]:
+    """One ClusterAgent per cluster having at least one substation with actions."""
+    space = env.action_space
+    per_sub = substation_actions(space)
+    or_sub = np.asarray(env.line_or_to_subid)
+    ex_sub = np.asarray(env.line_ex_to_subid)
+    do_nothing = space({})
+    agents = []
+    for k, cluster in enumerate(fact.clusters):
+        subs = np.array(sorted(s for s in cluster.inputs if s in per_sub), dtype=int)
+        if subs.size == 0:
+            continue
+        touching = np.flatnonzero(np.isin(or_sub, subs) | np.isin(ex_sub, subs))
+        lines = np.union1d(np.asarray(cluster.targets, dtype=int), touching).astype(int)
+        topo_pos = np.flatnonzero(np.isin(np.asarray(env.grid_objects_types[:, 0]), subs))
+        actions = [do_nothing]
+        action_subs = [-1]
+        for sub in subs:
+            actions += per_sub[int(sub)]
+            action_subs += [int(sub)] * len(per_sub[int(sub)])
+        agents.append(
+            ClusterAgent(
+                agent_id=agent_id(k),
+                cluster_index=k,
+                subs=subs,
+                lines=lines,
+                topo_pos=topo_pos,
+                actions=actions,
+                action_subs=np.asarray(action_subs),
+            )
+        )
+    if not agents:
+        raise UserError(
+            "no cluster of the factorization contains a substation with topology actions; "
+            "check that cluster inputs are substation ids of this env"
+        )
+    return agents
+
+
+class ObservationEncoder:
+    """Raw grid2op observation -> normalized float32 vector for one agent.
+
+    Features (in this order), for the agent's lines L and substation elements E (``local``)
+    or all lines and elements (``global``):
+      rho[L] clipped to [0, 3]; line_status[L] (0/1); time_before_cooldown_line[L] / 10
+      (clipped to 1); bus-2 indicator of E; disconnected indicator of E;
+      time_before_cooldown_sub[S] / 10 (clipped to 1) for the agent's substations S (local)
+      or all substations (global); max rho of the whole grid (clipped to [0, 3]).
+    Size: 3 |L| + 2 |E| + |S| + 1.
+    """
+
+    def __init__(self, agent: ClusterAgent, env: Any, mode: str) -> None:
+        if mode not in OBS_MODES:
+            raise UserError(f"unknown observation mode {mode!r}; use 'local' or 'global'")
+        if mode == "local":
+            self.lines = agent.lines
+            self.topo_pos = agent.topo_pos
+            self.subs = agent.subs
+        else:
+            self.lines = np.arange(env.n_line)
+            self.topo_pos = np.arange(env.dim_topo)
+            self.subs = np.arange(env.n_sub)
+        self.size = 3 * len(self.lines) + 2 * len(self.topo_pos) + len(self.subs) + 1
+
+    def __call__(self, obs: Any) -> np.ndarray:
+        """(size,) float32 features of ``obs``."""
+        rho = np.nan_to_num(np.asarray(obs.rho, dtype=np.float32))
+        topo = np.asarray(obs.topo_vect)[self.topo_pos]
+        parts = (
+            np.clip(rho[self.lines], 0.0, RHO_CLIP),
+            np.asarray(obs.line_status, dtype=np.float32)[self.lines],
+            np.minimum(obs.time_before_cooldown_line[self.lines] / COOLDOWN_SCALE, 1.0),
+            (topo == 2).astype(np.float32),
+            (topo == -1).astype(np.float32),
+            np.minimum(obs.time_before_cooldown_sub[self.subs] / COOLDOWN_SCALE, 1.0),
+            np.array([min(float(rho.max()), RHO_CLIP)]),
+        )
+        return np.concatenate(parts).astype(np.float32)
+
+    @property
+    def high(self) -> float:
+        return RHO_CLIP

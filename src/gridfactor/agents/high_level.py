@@ -1,0 +1,75 @@
+"""The high-level rule agent: do nothing when safe, reconnect lines, CAPA hand-off.
+
+The rules follow SMAAC (Yoon et al., 2021): while every line has ``rho < danger`` nothing is
+done (except reconnecting lines by rule); when a line is loaded above ``danger`` the candidate
+substations are ordered by the loading of the lines around them (CAPA: max rho, then mean
+rho) and the decision goes to the agent owning the first one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+
+class HighLevelRules:
+    """Stateless rules over a raw grid2op observation.
+
+    Args:
+        danger: a line is dangerous when its ``rho`` (flow / thermal limit) is ``>= danger``.
+    """
+
+    def __init__(self, danger: float = 0.9) -> None:
+        self.danger = float(danger)
+        self._sub_lines: dict[int, np.ndarray] = {}
+        self._n_sub = -1
+
+    def is_unsafe(self, obs: Any) -> bool:
+        """True when some line has ``rho >= danger`` (an agent must decide)."""
+        return bool(np.max(obs.rho) >= self.danger)
+
+    @staticmethod
+    def reconnectable_lines(obs: Any) -> np.ndarray:
+        """(k,) ids of disconnected lines that may be reconnected now: cooldown over and not
+        in a maintenance (grid2op forbids reconnecting a line under maintenance)."""
+        status = np.asarray(obs.line_status, dtype=bool)
+        cooldown = np.asarray(obs.time_before_cooldown_line)
+        in_maintenance = (np.asarray(obs.time_next_maintenance) == 0) & (
+            np.asarray(obs.duration_next_maintenance) > 0
+        )
+        return np.flatnonzero(~status & (cooldown == 0) & ~in_maintenance)
+
+    def reconnect_action(self, obs: Any, action_space: Any) -> Any | None:
+        """Action reconnecting the lowest-id reconnectable line (grid2op allows one line
+        status change per step), or None if no line can be reconnected."""
+        lines = self.reconnectable_lines(obs)
+        if lines.size == 0:
+            return None
+        return action_space({"set_line_status": [(int(lines[0]), 1)]})
+
+    def _lines_of_subs(self, obs: Any) -> dict[int, np.ndarray]:
+        if self._n_sub != obs.n_sub:
+            or_sub = np.asarray(obs.line_or_to_subid)
+            ex_sub = np.asarray(obs.line_ex_to_subid)
+            self._sub_lines = {
+                s: np.flatnonzero((or_sub == s) | (ex_sub == s)) for s in range(obs.n_sub)
+            }
+            self._n_sub = obs.n_sub
+        return self._sub_lines
+
+    def rank_substations(self, obs: Any, candidate_subs: Sequence[int]) -> list[int]:
+        """CAPA order of ``candidate_subs``: descending max rho of the lines connected to the
+        substation (origin or extremity side), ties broken by descending mean rho, then by
+        substation id. Substations without lines come last."""
+        rho = np.asarray(obs.rho, dtype=float)
+        sub_lines = self._lines_of_subs(obs)
+        keys = []
+        for sub in candidate_subs:
+            lines = sub_lines[int(sub)]
+            if lines.size:
+                keys.append((-float(rho[lines].max()), -float(rho[lines].mean()), int(sub)))
+            else:
+                keys.append((np.inf, np.inf, int(sub)))
+        return [sub for _, _, sub in sorted(keys)]

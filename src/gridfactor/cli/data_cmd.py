@@ -1,0 +1,92 @@
+"""`gridfactor factorize-data`: factorize your own transitions file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from gridfactor.cli.main import (
+    ALPHA,
+    MIN_MI,
+    N_BOOTSTRAP,
+    N_PERMUTATIONS,
+    OVERWRITE,
+    QUANTILE,
+    RAY_ADDRESS,
+    RESUME,
+    SEED,
+    THRESHOLD,
+    WORKERS,
+    app,
+)
+from gridfactor.errors import UserError
+from gridfactor.parallel import ParallelConfig
+
+
+@app.command("factorize-data")
+def factorize_data(
+    file: Path = typer.Argument(
+        ..., help="Transitions: .npz, .csv or .parquet with columns s_<name>, a_<name>, "
+        "s_next_<name>."
+    ),
+    out: Path = typer.Option(None, "--out", help="Run directory (default runs/<file stem>)."),
+    threshold: str = THRESHOLD,
+    quantile: float = QUANTILE,
+    alpha: float = ALPHA,
+    n_permutations: int = N_PERMUTATIONS,
+    min_mi: float = MIN_MI,
+    n_bootstrap: int = N_BOOTSTRAP,
+    k: int = typer.Option(None, "--k", help="KSG neighbours (default N/20)."),
+    seed: int = SEED,
+    workers: int = WORKERS,
+    ray_address: str = RAY_ADDRESS,
+    resume: bool = RESUME,
+    overwrite: bool = OVERWRITE,
+) -> None:
+    """Estimate the shuffle-corrected MI matrix s' x [s, a] and cluster it."""
+    from dataclasses import asdict
+
+    from gridfactor.factorize.data import load_transitions
+    from gridfactor.factorize.pipeline import ThresholdRule
+    from gridfactor.factorize.run import describe_result, factorize_transitions
+    from gridfactor.mi import default_k
+    from gridfactor.runs import prepare_run_dir
+
+    rule = ThresholdRule(threshold, quantile, alpha, n_permutations, min_mi)
+    transitions = load_transitions(file)
+    n_rows = len(transitions.states)
+    k_used = default_k(n_rows) if k is None else k
+    if not 1 <= k_used < n_rows:
+        raise UserError(
+            f"{file.name} has {n_rows} rows, too few for k={k_used} neighbours; "
+            "give more rows or a smaller --k"
+        )
+    out = out or Path("runs") / file.stem
+    config = {
+        "file": str(file.resolve()),
+        "rule": asdict(rule),
+        "n_bootstrap": n_bootstrap,
+        "k": k,
+        "seed": seed,
+        "n_rows": n_rows,
+        "columns": transitions.state_names + transitions.action_names,
+    }
+    out_dir = prepare_run_dir(out, config, resume=resume, overwrite=overwrite)
+    typer.echo(
+        f"{n_rows} transitions, {len(transitions.state_names)} state and "
+        f"{len(transitions.action_names)} action variables (k={k_used})"
+    )
+    _, results = factorize_transitions(
+        transitions,
+        out_dir,
+        rule=rule,
+        seed=seed,
+        k=k,
+        n_bootstrap=n_bootstrap,
+        parallel=ParallelConfig(workers=workers, ray_address=ray_address),
+        meta={"source": str(file)},
+    )
+    for line in describe_result(results[0]):
+        typer.echo(line)
+    typer.echo(f"wrote {out_dir}/factorization.json, mi.npy, unbiased_mi.npy, *.png")

@@ -1,0 +1,122 @@
+"""``gridfactor evaluate`` and ``gridfactor compare``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from gridfactor.cli.main import OVERWRITE, RAY_ADDRESS, RESUME, SEED, WORKERS, app
+
+
+@app.command("evaluate")
+def evaluate_cmd(
+    run: list[Path] = typer.Option(
+        [], "--run", help="Training run directory to evaluate (repeatable)."
+    ),
+    agents: str = typer.Option(
+        "do-nothing,reconnect,expert,random",
+        "--agents",
+        help="Baselines, comma-separated: do-nothing,reconnect,expert,random.",
+    ),
+    env: str = typer.Option(
+        None, "--env", help="Grid2Op env (default: the runs' env, else rte_case14_realistic)."
+    ),
+    n_episodes: int = typer.Option(10, "--n-episodes", help="Held-out scenarios."),
+    episode_steps: int = typer.Option(
+        288, "--episode-steps", help="Steps per episode (288 = 1 day; 0 = whole window)."
+    ),
+    chronics: str = typer.Option(
+        None,
+        "--chronics",
+        help="Held-out chronic ids, e.g. 0,1 or 3-5 (default: the runs' "
+        "validation split, else gridfactor train's default: the last 20%% of the chronics, or "
+        "of the time steps with a single chronic).",
+    ),
+    window: str = typer.Option(
+        None, "--window", help="Held-out time window as fractions of a chronic, e.g. 0.75:1."
+    ),
+    danger: float = typer.Option(0.9, "--danger", help="Baselines' rho danger threshold."),
+    checkpoint: str = typer.Option(None, "--checkpoint", help="Checkpoint of the runs."),
+    out: Path = typer.Option(Path("runs/evaluate"), "--out", help="Run directory."),
+    seed: int = SEED,
+    workers: int = WORKERS,
+    ray_address: str = RAY_ADDRESS,
+    resume: bool = RESUME,
+    overwrite: bool = OVERWRITE,
+) -> None:
+    """Evaluate trained runs and baselines on the same seeded held-out scenarios."""
+    import pandas as pd
+
+    from gridfactor.evaluate.agents import parse_agent_names
+    from gridfactor.evaluate.report import console_table
+    from gridfactor.evaluate.runner import EvalConfig, evaluate
+    from gridfactor.evaluate.scenarios import parse_chronics, parse_window
+    from gridfactor.parallel import ParallelConfig
+
+    config = EvalConfig(
+        env_name=env,
+        agents=tuple(parse_agent_names(agents)),
+        runs=tuple(str(r) for r in run),
+        n_episodes=n_episodes,
+        episode_steps=episode_steps,
+        chronics=parse_chronics(chronics),
+        window=parse_window(window),
+        danger=danger,
+        seed=seed,
+        checkpoint=checkpoint,
+        out=str(out),
+        parallel=ParallelConfig(workers, ray_address),
+        resume=resume,
+        overwrite=overwrite,
+    )
+    run_dir = evaluate(config)
+    typer.echo(console_table(pd.read_csv(run_dir / "results.csv")))
+    typer.echo(f"results: {run_dir / 'results.md'} (per episode: {run_dir / 'episodes.csv'})")
+
+
+@app.command("compare")
+def compare_cmd(
+    env: str = typer.Option(
+        "rte_case14_realistic",
+        "--env",
+        help="Grid2Op env, factorized AND trained on (default: do-nothing fails there).",
+    ),
+    preset: str = typer.Option(
+        "smoke", "--preset", help="smoke (minutes, CI) or paper (the seed's budgets, ~days)."
+    ),
+    timesteps: int = typer.Option(
+        None, "--timesteps", help="Override the preset's training budget (decisions/agent)."
+    ),
+    eval_episodes: int = typer.Option(
+        None, "--eval-episodes", help="Override the preset's number of evaluation episodes."
+    ),
+    out: Path = typer.Option(Path("runs/compare"), "--out", help="Run directory."),
+    seed: int = SEED,
+    workers: int = WORKERS,
+    ray_address: str = RAY_ADDRESS,
+    resume: bool = RESUME,
+    overwrite: bool = OVERWRITE,
+) -> None:
+    """factorize -> train distributed -> train centralized -> evaluate -> report.md."""
+    from gridfactor.evaluate.compare import CompareConfig, compare
+    from gridfactor.parallel import ParallelConfig
+
+    overrides = {
+        key: value
+        for key, value in (("timesteps", timesteps), ("eval_episodes", eval_episodes))
+        if value is not None
+    }
+    run_dir = compare(
+        CompareConfig(
+            env_name=env,
+            preset=preset,
+            seed=seed,
+            overrides=overrides,
+            out=str(out),
+            parallel=ParallelConfig(workers, ray_address),
+            resume=resume,
+            overwrite=overwrite,
+        )
+    )
+    typer.echo(f"report: {run_dir / 'report.md'}")

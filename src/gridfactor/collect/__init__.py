@@ -1,0 +1,23 @@
+"""Data collection from Grid2Op environments (random topology actions per substation)."""
+
+from gridfactor.collect.grid2op_collect import (
+    DATASET_FILE,
+    SIDECAR_FILE,
+    CollectConfig,
+    GridInfo,
+    collect,
+    episode_seed_sequence,
+    grid_info,
+    load_dataset,
+)
+
+__all__ = [
+    "DATASET_FILE",
+    "SIDECAR_FILE",
+    "CollectConfig",
+    "GridInfo",
+    "collect",
+    "episode_seed_sequence",
+    "grid_info",
+    "load_dataset",
+]

@@ -1,0 +1,475 @@
+"""Random-topology (s, a, s') data from a Grid2Op environment, in parallel and resumable.
+
+For every *selected* substation (one with at least ``min_elements`` elements), we play
+``n_episodes`` episodes in which a random agent acts only on that substation: at each step,
+with probability ``explore`` it plays a uniformly random unitary topology action of the
+substation (``get_all_unitary_topologies_set``), otherwise it does nothing. An episode stops
+at game over, at the end of its chronic or after ``max_steps`` steps.
+
+Encoding of the action columns ``a_<sub_name>`` (the seed's encoding): for the substation
+acted on in the episode, ``action index / number of distinct actions of that substation``
+(so values lie in [0, 1)); a do-nothing step (only when ``explore < 1``) is encoded ``-1``;
+the other substations are ``0`` in that episode. ``0`` is thus ambiguous between "action
+0" and "not acted on": only use a substation's column on its own episodes (rows with
+``substation == sub_id``), as the grid factorization does. The raw index is kept in the
+``action`` column (-1 = do nothing).
+
+Reproducibility: every episode draws its start (chronic, time step), its env seed and its
+actions from ``np.random.SeedSequence(seed, spawn_key=(sub_id, episode))``, so the dataset
+does not depend on how episodes are grouped into tasks or on the number of workers (the env
+of a worker is reused across episodes; a reset with a seed makes episodes independent of
+what ran before, checked by the tests).
+
+Resumability: episodes are grouped in fixed chunks (``chunk_size`` episodes of one
+substation). Each finished chunk is written atomically as ``parts/<sub>_<first ep>.npz`` as
+soon as it arrives; a re-run skips the chunks already on disk; the final Parquet file is
+assembled from the parts in canonical (substation, episode, step) order, so an interrupted
+and resumed run gives the same bytes as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import time
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gridfactor.errors import UserError
+from gridfactor.parallel import ParallelConfig, parallel_map
+from gridfactor.runs import atomic_write, write_json
+
+DATASET_FILE = "dataset.parquet"
+SIDECAR_FILE = "dataset.json"
+PARTS_DIR = "parts"
+DO_NOTHING = -1
+
+# Per worker process: env name -> (env, {sub_id: actions}). Making a Grid2Op env costs
+# ~1-3 s, far more than an episode (~40 ms), so a worker builds it once and reuses it.
+_ENV_CACHE: dict[tuple[str, str], tuple[Any, dict[int, list[Any]]]] = {}
+
+
+@dataclass(frozen=True)
+class CollectConfig:
+    """Settings of a random-topology data collection.
+
+    n_episodes: episodes *per selected substation*.
+    max_steps: episode step limit (an episode also ends at game over / end of chronic).
+    explore: probability of a random topology action at a step (else do nothing);
+        1.0 is the seed's behaviour (episodes then last only a few steps, see README).
+    min_elements: a substation is selected when it has at least this many elements.
+    chunk_size: episodes per task and per part file (part of the run's identity: changing
+        it changes the part files, not the data).
+    """
+
+    env_name: str = "l2rpn_case14_sandbox"
+    n_episodes: int = 1000
+    max_steps: int = 100
+    explore: float = 1.0
+    min_elements: int = 4
+    seed: int = 0
+    chunk_size: int = 50
+    backend: str = "lightsim"
+
+    def validate(self) -> CollectConfig:
+        for name in ("n_episodes", "max_steps", "min_elements", "chunk_size"):
+            value = getattr(self, name)
+            if int(value) <= 0:
+                flag = "--" + name.replace("_", "-")
+                raise UserError(f"{flag} must be > 0, got {value}; pass a positive integer")
+        if not 0.0 < self.explore <= 1.0:
+            raise UserError(
+                f"--explore must be in (0, 1], got {self.explore}; e.g. --explore 1.0 "
+                "(always act) or 0.2"
+            )
+        if self.seed < 0:
+            raise UserError(f"--seed must be >= 0, got {self.seed}; pass a non-negative int")
+        return self
+
+
+@dataclass(frozen=True)
+class GridInfo:
+    """What the driver learns about an env once (names, sizes, chronics, action counts)."""
+
+    env_name: str
+    line_names: tuple[str, ...]
+    sub_names: tuple[str, ...]
+    sub_info: tuple[int, ...]
+    selected: tuple[int, ...]  # substation ids with >= min_elements elements
+    n_actions: dict[int, int] = field(default_factory=dict)  # sub id -> distinct actions
+    chronic_ids: tuple[str | None, ...] = (None,)  # "time serie id" per chronic
+    chronic_lengths: tuple[int, ...] = (1,)  # steps of each chronic
+
+    @property
+    def n_line(self) -> int:
+        return len(self.line_names)
+
+    @property
+    def n_sub(self) -> int:
+        return len(self.sub_names)
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One task: episodes ``[ep_start, ep_stop)`` of substation ``sub_id`` (picklable)."""
+
+    env_name: str
+    backend: str
+    sub_id: int
+    ep_start: int
+    ep_stop: int
+    seed: int
+    max_steps: int
+    explore: float
+    chronic_ids: tuple[str | None, ...]
+    chronic_lengths: tuple[int, ...]
+
+    @property
+    def part_name(self) -> str:
+        return f"sub{self.sub_id:03d}_ep{self.ep_start:07d}.npz"
+
+
+def _quiet() -> None:
+    warnings.filterwarnings("ignore")
+
+
+def _cached_env(env_name: str, backend: str) -> tuple[Any, dict[int, list[Any]]]:
+    key = (env_name, backend)
+    if key not in _ENV_CACHE:
+        _ENV_CACHE[key] = (_make_cached_chronics_env(env_name, backend), {})
+    return _ENV_CACHE[key]
+
+
+def _make_cached_chronics_env(env_name: str, backend: str) -> Any:
+    """The env with its chronics held in memory (MultifolderWithCache) when possible.
+
+    A reset otherwise re-reads the chronic's CSV files (~50 ms, more than most episodes);
+    the observations are identical (checked by the tests). Envs whose chronics are not
+    plain folders fall back to the default class.
+    """
+    from grid2op.Chronics import Multifolder, MultifolderWithCache
+
+    from gridfactor.envs.grid2op_env import make_env
+
+    env = make_env(env_name, backend=backend)
+    if type(env.chronics_handler.real_data) is not Multifolder or os.path.isdir(env_name):
+        return env  # other chronics classes / full datasets on disk (could be huge): as is
+    try:
+        cached = make_env(env_name, backend=backend, chronics_class=MultifolderWithCache)
+        cached.chronics_handler.real_data.set_filter(lambda _: True)
+        cached.chronics_handler.real_data.reset()
+    except Exception:  # noqa: BLE001 - any failure: the plain env works, only slower
+        return env
+    env.close()
+    return cached
+
+
+def _sub_actions(env: Any, cache: dict[int, list[Any]], sub_id: int) -> list[Any]:
+    if sub_id not in cache:
+        cache[sub_id] = list(
+            env.action_space.get_all_unitary_topologies_set(env.action_space, sub_id=sub_id)
+        )
+    return cache[sub_id]
+
+
+def _chronics(env: Any) -> tuple[tuple[str | None, ...], tuple[int, ...]]:
+    """Chronic ids (folder names, robust to grid2op's chronic order) and their lengths."""
+    real = env.chronics_handler.real_data
+    subpaths = getattr(real, "subpaths", None)
+    ids: list[str | None] = (
+        [os.path.basename(str(p)) for p in subpaths] if subpaths is not None else [None]
+    )
+    lengths = []
+    for chronic_id in ids:
+        env.reset(seed=0, options=None if chronic_id is None else {"time serie id": chronic_id})
+        length = int(env.chronics_handler.max_timestep())
+        if length <= 0:  # infinite/unknown-length chronics: fall back to the env's horizon
+            length = int(env.max_episode_duration())
+        lengths.append(max(length, 2))
+    return tuple(ids), tuple(lengths)
+
+
+def grid_info(env_name: str, min_elements: int = 4, backend: str = "lightsim") -> GridInfo:
+    """Inspect the env: names, selected substations, action counts, chronic lengths."""
+    _quiet()
+    env, cache = _cached_env(env_name, backend)
+    sub_info = tuple(int(n) for n in env.sub_info)
+    selected = tuple(s for s, n in enumerate(sub_info) if n >= min_elements)
+    if not selected:
+        raise UserError(
+            f"no substation of {env_name} has >= {min_elements} elements (max "
+            f"{max(sub_info)}); lower --min-elements"
+        )
+    n_actions = {s: len(_sub_actions(env, cache, s)) for s in selected}
+    chronic_ids, lengths = _chronics(env)
+    return GridInfo(
+        env_name=env_name,
+        line_names=tuple(str(n) for n in env.name_line),
+        sub_names=tuple(str(n) for n in env.name_sub),
+        sub_info=sub_info,
+        selected=selected,
+        n_actions=n_actions,
+        chronic_ids=chronic_ids,
+        chronic_lengths=lengths,
+    )
+
+
+def episode_seed_sequence(seed: int, sub_id: int, episode: int) -> np.random.SeedSequence:
+    """The episode's own random stream: depends only on (seed, substation, episode)."""
+    return np.random.SeedSequence(seed, spawn_key=(sub_id, episode))
+
+
+def run_chunk(chunk: Chunk) -> dict[str, np.ndarray]:
+    """Play the chunk's episodes; return per-step arrays (T rows, T = total steps).
+
+    Keys: ``s`` (T, n_line) rho before the step, ``s_next`` (T, n_line) rho after (all 0
+    after a game over, as grid2op reports it), ``action`` (T,) index in the substation's
+    action list (-1 = do nothing), ``episode``, ``step``, ``chronic``, ``init_ts`` (T,)
+    ints, ``done`` (T,) bool, ``cpu_seconds`` () the chunk's CPU time.
+    """
+    _quiet()
+    cpu_start = time.process_time()
+    env, cache = _cached_env(chunk.env_name, chunk.backend)
+    actions = _sub_actions(env, cache, chunk.sub_id)
+    do_nothing = env.action_space({})
+    # Flattened (chronic, start step) pairs: every step but the last of a chronic can start.
+    starts_per_chronic = np.array([length - 1 for length in chunk.chronic_lengths])
+    offsets = np.concatenate([[0], np.cumsum(starts_per_chronic)])
+    cols: dict[str, list[Any]] = {
+        k: [] for k in ("s", "s_next", "action", "episode", "step", "chronic", "init_ts", "done")
+    }
+    for episode in range(chunk.ep_start, chunk.ep_stop):
+        rng = np.random.default_rng(episode_seed_sequence(chunk.seed, chunk.sub_id, episode))
+        env_seed = int(rng.integers(0, 2**31 - 1))
+        flat = int(rng.integers(0, offsets[-1]))
+        chronic = int(np.searchsorted(offsets, flat, side="right") - 1)
+        init_ts = flat - int(offsets[chronic])
+        options: dict[str, Any] = {}
+        if chunk.chronic_ids[chronic] is not None:
+            options["time serie id"] = chunk.chronic_ids[chronic]
+        if init_ts > 0:  # grid2op refuses "init ts" 0 (it is the default start)
+            options["init ts"] = init_ts
+        obs = env.reset(seed=env_seed, options=options or None)
+        for step in range(chunk.max_steps):
+            act_now = rng.random() < chunk.explore
+            index = int(rng.integers(len(actions))) if act_now else DO_NOTHING
+            rho = obs.rho.astype(np.float32, copy=True)
+            obs, _, done, _ = env.step(actions[index] if act_now else do_nothing)
+            cols["s"].append(rho)
+            cols["s_next"].append(obs.rho.astype(np.float32, copy=True))
+            cols["action"].append(index)
+            cols["episode"].append(episode)
+            cols["step"].append(step)
+            cols["chronic"].append(chronic)
+            cols["init_ts"].append(init_ts)
+            cols["done"].append(bool(done))
+            if done:
+                break
+    n_line = int(env.n_line)
+    return {
+        "s": np.asarray(cols["s"], dtype=np.float32).reshape(-1, n_line),
+        "s_next": np.asarray(cols["s_next"], dtype=np.float32).reshape(-1, n_line),
+        "action": np.asarray(cols["action"], dtype=np.int32),
+        "episode": np.asarray(cols["episode"], dtype=np.int64),
+        "step": np.asarray(cols["step"], dtype=np.int32),
+        "chronic": np.asarray(cols["chronic"], dtype=np.int32),
+        "init_ts": np.asarray(cols["init_ts"], dtype=np.int32),
+        "done": np.asarray(cols["done"], dtype=bool),
+        # CPU time of this chunk (incl. a first env creation): a load-independent cost
+        "cpu_seconds": np.asarray(time.process_time() - cpu_start),
+    }
+
+
+def make_chunks(config: CollectConfig, info: GridInfo) -> list[Chunk]:
+    """All tasks of the collection, in canonical order (substation, first episode)."""
+    return [
+        Chunk(
+            env_name=config.env_name,
+            backend=config.backend,
+            sub_id=sub_id,
+            ep_start=start,
+            ep_stop=min(start + config.chunk_size, config.n_episodes),
+            seed=config.seed,
+            max_steps=config.max_steps,
+            explore=config.explore,
+            chronic_ids=info.chronic_ids,
+            chronic_lengths=info.chronic_lengths,
+        )
+        for sub_id in info.selected
+        for start in range(0, config.n_episodes, config.chunk_size)
+    ]
+
+
+def _save_part(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    with atomic_write(path, "wb") as fh:
+        fh.write(buffer.getvalue())
+
+
+def _load_part(path: Path) -> dict[str, np.ndarray] | None:
+    try:
+        with np.load(path) as data:
+            return {k: data[k] for k in data.files}
+    except (OSError, ValueError, EOFError):
+        return None  # unreadable part (should not happen with atomic writes): redo it
+
+
+def _assemble(
+    chunks: list[Chunk], parts: list[dict[str, np.ndarray]], info: GridInfo, config: CollectConfig
+) -> Any:
+    """The dataset as a DataFrame, in canonical (substation, episode, step) order."""
+    import pandas as pd
+
+    frames = []
+    for chunk, arrays in zip(chunks, parts, strict=True):
+        n = len(arrays["action"])
+        a = np.zeros((n, info.n_sub), dtype=np.float32)
+        index = arrays["action"]
+        # The seed's encoding: index / number of distinct actions; -1 for do nothing.
+        a[:, chunk.sub_id] = np.where(
+            index == DO_NOTHING, -1.0, index / info.n_actions[chunk.sub_id]
+        ).astype(np.float32)
+        data: dict[str, Any] = {
+            "substation": np.full(n, chunk.sub_id, dtype=np.int32),
+            "episode": arrays["episode"],
+            "step": arrays["step"],
+            "chronic": arrays["chronic"],
+            "init_ts": arrays["init_ts"],
+            "action": arrays["action"],
+            "done": arrays["done"],
+        }
+        data.update({f"s_{n_}": arrays["s"][:, j] for j, n_ in enumerate(info.line_names)})
+        data.update({f"a_{n_}": a[:, j] for j, n_ in enumerate(info.sub_names)})
+        data.update(
+            {f"s_next_{n_}": arrays["s_next"][:, j] for j, n_ in enumerate(info.line_names)}
+        )
+        frames.append(pd.DataFrame(data))
+    frame = pd.concat(frames, ignore_index=True)
+    # episode id unique over the whole dataset: rank of the substation * n_episodes + episode
+    rank = {s: r for r, s in enumerate(info.selected)}
+    frame.insert(
+        0,
+        "episode_id",
+        frame["substation"].map(rank).to_numpy(np.int64) * config.n_episodes
+        + frame["episode"].to_numpy(np.int64),
+    )
+    return frame
+
+
+def _versions() -> dict[str, str]:
+    import grid2op
+
+    versions = {"grid2op": grid2op.__version__}
+    try:
+        import lightsim2grid
+
+        versions["lightsim2grid"] = lightsim2grid.__version__
+    except ImportError:  # pragma: no cover - lightsim2grid is a dependency
+        versions["lightsim2grid"] = "not installed"
+    return versions
+
+
+def collect(
+    config: CollectConfig,
+    out_dir: str | os.PathLike,
+    *,
+    parallel: ParallelConfig | None = None,
+    progress: bool = True,
+    on_chunk: Any = None,
+) -> Path:
+    """Collect the dataset into ``out_dir`` (a run directory); return the Parquet path.
+
+    Reuses finished part files in ``out_dir/parts`` and an existing complete dataset.
+    ``on_chunk(index, n_chunks)`` is called after each chunk is saved (progress hooks).
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    config.validate()
+    parallel = parallel or ParallelConfig()
+    out_dir = Path(out_dir)
+    dataset_path = out_dir / DATASET_FILE
+    sidecar_path = out_dir / SIDECAR_FILE
+    if dataset_path.is_file() and sidecar_path.is_file():
+        sidecar = json.loads(sidecar_path.read_text())
+        if sidecar.get("settings") == asdict(config):
+            return dataset_path
+
+    info = grid_info(config.env_name, config.min_elements, config.backend)
+    chunks = make_chunks(config, info)
+    parts_dir = out_dir / PARTS_DIR
+    parts: list[dict[str, np.ndarray] | None] = [
+        _load_part(parts_dir / c.part_name) if (parts_dir / c.part_name).is_file() else None
+        for c in chunks
+    ]
+    todo = [i for i, p in enumerate(parts) if p is None]
+
+    def on_result(position: int, arrays: dict[str, np.ndarray]) -> None:
+        index = todo[position]
+        _save_part(parts_dir / chunks[index].part_name, arrays)
+        parts[index] = arrays
+        if on_chunk is not None:
+            on_chunk(index, len(chunks))
+
+    if todo:
+        parallel_map(
+            run_chunk,
+            [chunks[i] for i in todo],
+            parallel,
+            desc=f"collect {config.env_name} ({len(todo)}/{len(chunks)} chunks)",
+            progress=progress,
+            on_result=on_result,
+        )
+
+    frame = _assemble(chunks, parts, info, config)  # type: ignore[arg-type]
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    buffer = pa.BufferOutputStream()
+    pq.write_table(table, buffer, compression="zstd")
+    with atomic_write(dataset_path, "wb") as fh:
+        fh.write(buffer.getvalue().to_pybytes())
+    lengths = frame.groupby(["substation", "episode"]).size()
+    write_json(
+        sidecar_path,
+        {
+            "env_name": config.env_name,
+            "versions": _versions(),
+            "seed": config.seed,
+            "settings": asdict(config),
+            "n_rows": len(frame),
+            "n_episodes_total": int(len(lengths)),
+            "mean_episode_length": float(lengths.mean()),
+            "done_fraction": float(frame.loc[frame["done"], :].shape[0] / max(1, len(lengths))),
+            "worker_cpu_seconds": float(sum(float(p["cpu_seconds"]) for p in parts)),
+            "line_names": list(info.line_names),
+            "sub_names": list(info.sub_names),
+            "sub_info": list(info.sub_info),
+            "selected_substations": list(info.selected),
+            "n_actions": {str(k): v for k, v in info.n_actions.items()},
+            "chronic_ids": list(info.chronic_ids),
+            "chronic_lengths": list(info.chronic_lengths),
+            "action_encoding": (
+                "a_<sub> = action index / number of distinct unitary topology actions of the "
+                "substation, for the substation acted on in the episode; -1 = do nothing "
+                "(explore < 1); 0 for the other substations. Use a substation's column only "
+                "on rows with substation == its id."
+            ),
+        },
+    )
+    return dataset_path
+
+
+def load_dataset(out_dir: str | os.PathLike) -> tuple[Any, dict[str, Any]]:
+    """Read ``dataset.parquet`` and its JSON sidecar from a run directory."""
+    import pandas as pd
+
+    out_dir = Path(out_dir)
+    path, sidecar = out_dir / DATASET_FILE, out_dir / SIDECAR_FILE
+    if not path.is_file() or not sidecar.is_file():
+        raise UserError(f"no dataset in {out_dir}; run `gridfactor collect` first")
+    return pd.read_parquet(path), json.loads(sidecar.read_text())

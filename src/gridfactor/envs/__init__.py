@@ -1,0 +1,1 @@
+"""Environments: synthetic factored MDPs and Grid2Op power grids."""

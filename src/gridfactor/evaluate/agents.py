@@ -1,0 +1,147 @@
+"""Baseline agents sharing one tiny interface with the trained agents.
+
+Every agent has a ``name`` and ``act(obs, env) -> grid2op action``; the evaluation loop needs
+nothing else, so trained agents (:func:`gridfactor.train.policy.load_trained_agent`) and the
+baselines below are interchangeable.
+
+Baselines (``--agents`` names):
+
+- ``do-nothing``: never acts.
+- ``reconnect``: the high-level rules alone: reconnect a disconnected line when allowed,
+  otherwise do nothing (the learned agents' decision frame with no learned policy).
+- ``expert``: the usual L2RPN greedy expert: when unsafe (max rho >= danger) simulate every
+  unitary topology action of every substation, the reconnection (if any) and do-nothing with
+  ``obs.simulate`` and play the one with the lowest simulated max rho; when safe, reconnect.
+- ``random``: sanity floor in the same decision frame: when unsafe a uniformly random unitary
+  topology action, when safe the reconnection rule.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from gridfactor.errors import UserError
+
+BASELINES = ("do-nothing", "reconnect", "expert", "random")
+
+
+@runtime_checkable
+class Agent(Protocol):
+    """What the evaluation needs from an agent (baseline or trained)."""
+
+    name: str
+
+    def act(self, obs: Any, env: Any) -> Any:
+        """Return the grid2op action to play on ``env`` given its observation ``obs``."""
+        ...
+
+
+def unitary_topology_actions(env: Any) -> list[Any]:
+    """All unitary "set bus" topology actions of every substation (grid2op's enumeration).
+
+    Cached on the env object: the list is the same for every episode (150 actions on
+    rte_case14_realistic).
+    """
+    cached = getattr(env, "_gridfactor_unitary_topo", None)
+    if cached is None:
+        space = env.action_space
+        cached = list(space.get_all_unitary_topologies_set(space))
+        env._gridfactor_unitary_topo = cached
+    return cached
+
+
+class DoNothingAgent:
+    name = "do-nothing"
+
+    def act(self, obs: Any, env: Any) -> Any:
+        return env.action_space({})
+
+
+class ReconnectAgent:
+    """High-level rules only: reconnect a line when possible, otherwise do nothing."""
+
+    name = "reconnect"
+
+    def __init__(self, danger: float = 0.9) -> None:
+        from gridfactor.agents.high_level import HighLevelRules
+
+        self.rules = HighLevelRules(danger=danger)
+
+    def act(self, obs: Any, env: Any) -> Any:
+        reco = self.rules.reconnect_action(obs, env.action_space)
+        return reco if reco is not None else env.action_space({})
+
+
+class ExpertAgent(ReconnectAgent):
+    """Greedy one-step expert: lowest simulated max rho among all unitary topologies."""
+
+    name = "expert"
+
+    def act(self, obs: Any, env: Any) -> Any:
+        do_nothing = env.action_space({})
+        reco = self.rules.reconnect_action(obs, env.action_space)
+        if not self.rules.is_unsafe(obs):
+            return reco if reco is not None else do_nothing
+        candidates = [do_nothing, *unitary_topology_actions(env)]
+        if reco is not None:
+            candidates.append(reco)
+        best, best_rho = do_nothing, np.inf
+        for action in candidates:
+            rho = _simulated_max_rho(obs, action)
+            # Strict "<" keeps do-nothing (first) on ties: act only when it helps.
+            if rho < best_rho:
+                best, best_rho = action, rho
+        return best
+
+
+class RandomTopologyAgent(ReconnectAgent):
+    """When unsafe, a uniformly random unitary topology action (seeded); else reconnect."""
+
+    name = "random"
+
+    def __init__(self, danger: float = 0.9, seed: int = 0) -> None:
+        super().__init__(danger)
+        self.rng = np.random.default_rng(seed)
+
+    def act(self, obs: Any, env: Any) -> Any:
+        if self.rules.is_unsafe(obs):
+            actions = unitary_topology_actions(env)
+            return actions[int(self.rng.integers(len(actions)))]
+        return super().act(obs, env)
+
+
+def _simulated_max_rho(obs: Any, action: Any) -> float:
+    """Max rho after ``action`` one step ahead; inf for a game over or illegal action."""
+    sim_obs, _, done, info = obs.simulate(action)
+    if done or info.get("is_illegal") or info.get("is_ambiguous") or info.get("exception"):
+        return float("inf")
+    return float(np.max(sim_obs.rho))
+
+
+def parse_agent_names(text: str) -> list[str]:
+    """Parse ``--agents do-nothing,expert`` into validated baseline names (order kept)."""
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    unknown = [n for n in names if n not in BASELINES]
+    if unknown:
+        raise UserError(
+            f"unknown agent {unknown[0]!r}; choose among {', '.join(BASELINES)} "
+            "(trained agents are given with --run DIR)"
+        )
+    if not names:
+        raise UserError(f"--agents is empty; choose among {', '.join(BASELINES)}")
+    return list(dict.fromkeys(names))
+
+
+def make_baseline(name: str, *, danger: float = 0.9, seed: int = 0) -> Agent:
+    """A fresh baseline agent by name (``seed`` only matters for ``random``)."""
+    if name == "do-nothing":
+        return DoNothingAgent()
+    if name == "reconnect":
+        return ReconnectAgent(danger)
+    if name == "expert":
+        return ExpertAgent(danger)
+    if name == "random":
+        return RandomTopologyAgent(danger, seed=seed)
+    raise UserError(f"unknown agent {name!r}; choose among {', '.join(BASELINES)}")

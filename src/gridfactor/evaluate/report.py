@@ -1,0 +1,195 @@
+"""Results table (CSV, Markdown, console) and plots of an evaluation run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from gridfactor.runs import save_figure, write_csv, write_text
+
+# (column, header, format) of the results table, in order
+TABLE_COLUMNS = [
+    ("agent", "agent", "{}"),
+    ("episodes", "episodes", "{:d}"),
+    ("completed", "completed", "{:d}"),
+    ("survived_mean", "steps survived (mean)", "{:.1f}"),
+    ("survival_frac", "survival (frac of length)", "{:.3f}"),
+    ("safe_frac", "safe steps (frac)", "{:.3f}"),
+    ("overloads_mean", "overload steps/ep", "{:.1f}"),
+    ("actions_mean", "actions/ep", "{:.1f}"),
+    ("decision_ms", "decision time (ms)", "{:.2f}"),
+]
+
+
+def summarize(episodes: pd.DataFrame) -> pd.DataFrame:
+    """One row per agent (in first-appearance order) from the per-episode results.
+
+    safe_frac = safe steps / steps of the episode length (a failed episode's lost steps
+    count as unsafe); decision_ms = mean over episodes of the mean time per decision.
+    """
+    rows = []
+    for agent, group in episodes.groupby("agent", sort=False):
+        rows.append(
+            {
+                "agent": agent,
+                "episodes": len(group),
+                "completed": int(group["completed"].sum()),
+                "survived_mean": float(group["survived"].mean()),
+                "survival_frac": float(group["survival_frac"].mean()),
+                "safe_frac": float(group["safe_steps"].sum() / group["length"].sum()),
+                "overloads_mean": float(group["overload_steps"].mean()),
+                "actions_mean": float(group["actions"].mean()),
+                "decision_ms": float(group["decision_ms"].mean()),
+            }
+        )
+    return pd.DataFrame(rows, columns=[c for c, _, _ in TABLE_COLUMNS])
+
+
+def _cells(table: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
+    headers = [h for _, h, _ in TABLE_COLUMNS]
+    rows = [[fmt.format(row[col]) for col, _, fmt in TABLE_COLUMNS] for _, row in table.iterrows()]
+    return headers, rows
+
+
+def markdown_table(table: pd.DataFrame) -> str:
+    headers, rows = _cells(table)
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def console_table(table: pd.DataFrame) -> str:
+    headers, rows = _cells(table)
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+    fmt = "  ".join(f"{{:<{w}}}" if i == 0 else f"{{:>{w}}}" for i, w in enumerate(widths))
+    return "\n".join([fmt.format(*headers), *(fmt.format(*r) for r in rows)])
+
+
+# --------------------------------------------------------------------------------------------
+# plots
+
+
+def plot_survival_per_scenario(episodes: pd.DataFrame) -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    agents = list(dict.fromkeys(episodes["agent"]))
+    n_ep = int(episodes["episode"].max()) + 1
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.5 * n_ep * max(1, len(agents)) / 2), 3.5))
+    width = 0.8 / len(agents)
+    for k, agent in enumerate(agents):
+        group = episodes[episodes["agent"] == agent]
+        ax.bar(
+            group["episode"] + (k - (len(agents) - 1) / 2) * width,
+            group["survival_frac"],
+            width,
+            label=agent,
+        )
+    ax.set_xlabel("scenario (episode)")
+    ax.set_ylabel("survived fraction of episode")
+    ax.set_ylim(0, 1.05)
+    ax.set_xticks(range(n_ep))
+    ax.legend(
+        fontsize="small",
+        ncol=min(len(agents), 4),
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.18),
+    )
+    ax.set_title("Survival per held-out scenario")
+    return fig
+
+
+def plot_survival_cdf(episodes: pd.DataFrame) -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 3.5))
+    for agent in dict.fromkeys(episodes["agent"]):
+        values = np.sort(episodes.loc[episodes["agent"] == agent, "survival_frac"].to_numpy())
+        y = np.arange(1, len(values) + 1) / len(values)
+        ax.step(
+            np.concatenate([[0.0], values, [1.0]]),
+            np.concatenate([[0.0], y, [1.0]]),
+            where="post",
+            label=agent,
+        )
+    ax.set_xlabel("survived fraction of episode")
+    ax.set_ylabel("fraction of episodes (CDF)")
+    ax.set_xlim(0, 1.02)
+    ax.set_ylim(0, 1.02)
+    ax.legend(fontsize="small")
+    ax.set_title("Survival CDF (lower-right is better)")
+    return fig
+
+
+# metrics CSV of a training run, and candidate (x, y) columns in order of preference
+# (gridfactor train writes metrics.csv; the budget counts decisions)
+METRICS_FILES = ("metrics.csv",)
+X_COLUMNS = ("decisions_total", "grid2op_steps_total", "iteration")
+Y_COLUMNS = ("survival_steps_mean", "grid2op_return_mean")
+
+
+def learning_curve(run_dir: str | Path) -> pd.DataFrame | None:
+    """Frame with x, y, x_label, y_label from a training run's per-iteration metrics CSV,
+    or None when the run has no such file or known columns."""
+    run_dir = Path(run_dir)
+    for name in METRICS_FILES:
+        path = run_dir / name
+        if path.is_file():
+            frame = pd.read_csv(path)
+            break
+    else:
+        return None
+    x_col = next((c for c in X_COLUMNS if c in frame.columns), None)
+    y_col = next((c for c in Y_COLUMNS if c in frame.columns), None)
+    if x_col is None or y_col is None:
+        return None
+    curve = frame[[x_col, y_col]].dropna()
+    return pd.DataFrame({"x": curve[x_col], "y": curve[y_col], "x_label": x_col, "y_label": y_col})
+
+
+def plot_learning_curves(curves: dict[str, pd.DataFrame]) -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 3.5))
+    for label, frame in curves.items():
+        ax.plot(frame["x"], frame["y"], marker=".", label=label)
+    first = next(iter(curves.values()))
+    ax.set_xlabel(str(first["x_label"].iloc[0]))
+    ax.set_ylabel(str(first["y_label"].iloc[0]))
+    ax.legend(fontsize="small")
+    ax.set_title("Learning curves")
+    return fig
+
+
+def write_reports(
+    out: Path, episodes: pd.DataFrame, run_configs: list[dict[str, Any]], labels=None
+) -> pd.DataFrame:
+    """Write episodes.csv, results.csv/.md and the plots; returns the results table."""
+    write_csv(out / "episodes.csv", episodes)
+    table = summarize(episodes) if not episodes.empty else pd.DataFrame()
+    write_csv(out / "results.csv", table)
+    if not table.empty:
+        write_text(out / "results.md", markdown_table(table))
+        save_figure(
+            plot_survival_per_scenario(episodes), out / "plots" / "survival_per_scenario.png"
+        )
+        save_figure(plot_survival_cdf(episodes), out / "plots" / "survival_cdf.png")
+    curves = {}
+    for run in run_configs:
+        curve = learning_curve(run["dir"])
+        if curve is not None and not curve.empty:
+            curves[str(run.get("label", Path(run["dir"]).name))] = curve
+    if curves:
+        save_figure(plot_learning_curves(curves), out / "plots" / "learning_curves.png")
+    return table

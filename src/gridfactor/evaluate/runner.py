@@ -1,0 +1,350 @@
+"""``gridfactor evaluate``: baselines and trained agents on the same held-out scenarios.
+
+Run directory layout::
+
+    config.json            resolved config (env, agents, runs, split, scenarios seed, ...)
+    scenarios.csv          the paired scenarios (chronic, start, length, seed)
+    episodes/<agent>/NNNN.json   one finished (agent, episode) result, saved on arrival
+    episodes.csv           every per-episode result
+    results.csv / .md      one row per agent (the results table)
+    plots/*.png            survival per scenario, survival CDF, learning curves
+
+An interrupted run re-run with the same command skips the (agent, episode) pairs already in
+``episodes/``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from gridfactor.errors import UserError
+from gridfactor.evaluate.agents import BASELINES, Agent, make_baseline
+from gridfactor.evaluate.scenarios import (
+    HeldOut,
+    Scenario,
+    check_held_out,
+    default_held_out,
+    sample_scenarios,
+)
+from gridfactor.parallel import ParallelConfig, parallel_map
+from gridfactor.runs import prepare_run_dir, write_csv, write_json
+
+DEFAULT_ENV = "rte_case14_realistic"
+SAFE_RHO = 0.9  # a step is "safe" when max rho < 0.9 (fixed, whatever the agents' danger)
+
+
+@dataclass
+class EvalConfig:
+    """Settings of an evaluation run.
+
+    env_name: grid2op env; None = the trained runs' env, else DEFAULT_ENV.
+    agents: baseline names (subset of BASELINES).
+    runs: training run directories whose trained agents are evaluated too.
+    n_episodes / episode_steps: scenarios (episode_steps 0 = whole held-out window).
+    chronics / window: held-out split override; None = the runs' split, else the default
+        (:func:`gridfactor.evaluate.scenarios.default_held_out`).
+    danger: the baselines' rule threshold (trained agents use their own).
+    checkpoint: checkpoint of the runs to load (None = their final/best one).
+    """
+
+    env_name: str | None = None
+    agents: tuple[str, ...] = BASELINES
+    runs: tuple[str, ...] = ()
+    n_episodes: int = 10
+    episode_steps: int = 288
+    chronics: tuple[int, ...] | None = None
+    window: tuple[float, float] | None = None
+    danger: float = 0.9
+    seed: int = 0
+    checkpoint: str | None = None
+    out: str = "runs/evaluate"
+    parallel: ParallelConfig = field(default_factory=ParallelConfig)
+    resume: bool = False
+    overwrite: bool = False
+    progress: bool = True
+
+
+@dataclass(frozen=True)
+class AgentSpec:
+    """How a worker builds an agent: a baseline by name or a trained run directory."""
+
+    label: str
+    kind: str  # "baseline" | "run"
+    ref: str  # baseline name or run directory
+    danger: float = 0.9
+    checkpoint: str | None = None
+
+
+@dataclass(frozen=True)
+class EpisodeTask:
+    env_name: str
+    agent: AgentSpec
+    scenario: Scenario
+
+
+# --------------------------------------------------------------------------------------------
+# worker side: one episode
+
+
+_ENVS: dict[str, Any] = {}
+_TRAINED: dict[tuple[str, str | None], Any] = {}
+
+
+def _env(name: str) -> Any:
+    """One grid2op env per process and name (creating one takes ~1 s)."""
+    if name not in _ENVS:
+        from gridfactor.envs.grid2op_env import make_env
+
+        _ENVS[name] = make_env(name)
+    return _ENVS[name]
+
+
+def _load_trained(run_dir: str, checkpoint: str | None) -> Any:
+    key = (run_dir, checkpoint)
+    if key not in _TRAINED:
+        from gridfactor.train.policy import load_trained_agent
+
+        _TRAINED[key] = load_trained_agent(run_dir, checkpoint)
+    return _TRAINED[key]
+
+
+def _agent(spec: AgentSpec, scenario: Scenario) -> Agent:
+    if spec.kind == "baseline":
+        # A fresh baseline per episode seeded by the scenario: results do not depend on
+        # which worker ran which episode before.
+        return make_baseline(spec.ref, danger=spec.danger, seed=scenario.seed)
+    agent = _load_trained(spec.ref, spec.checkpoint)
+    if hasattr(agent, "reset"):
+        agent.reset()
+    return agent
+
+
+def run_episode(task: EpisodeTask) -> dict[str, Any]:
+    """Play one scenario with one agent; returns the per-episode metrics (a flat dict).
+
+    survived: grid2op steps played before a game over (= length if none).
+    safe_steps / overload_steps: survived steps whose max rho is < 0.9 / >= 1.
+    actions: steps whose action is not do-nothing. decision_ms: mean time of ``act``.
+    """
+    warnings.filterwarnings("ignore")
+    sc = task.scenario
+    env = _env(task.env_name)
+    agent = _agent(task.agent, sc)
+    options: dict[str, Any] = {"time serie id": sc.chronic}
+    if sc.start >= 1:
+        options["init ts"] = sc.start
+    obs = env.reset(seed=sc.seed, options=options)
+    survived = safe = overloads = actions = 0
+    decide_s = 0.0
+    max_rho_sum = 0.0
+    game_over = False
+    wall = time.perf_counter()
+    for _ in range(sc.length):
+        tic = time.perf_counter()
+        action = agent.act(obs, env)
+        decide_s += time.perf_counter() - tic
+        actions += bool(action.can_affect_something())
+        obs, _, done, info = env.step(action)
+        if done and info.get("exception"):
+            game_over = True
+            break
+        survived += 1
+        max_rho = float(np.max(obs.rho))
+        max_rho_sum += max_rho
+        safe += max_rho < SAFE_RHO
+        overloads += max_rho >= 1.0
+        if done:  # end of the chronic: not a failure
+            break
+    decisions = survived + game_over
+    return {
+        "agent": task.agent.label,
+        "episode": sc.episode,
+        "chronic": sc.chronic,
+        "chronic_name": sc.chronic_name,
+        "start": sc.start,
+        "length": sc.length,
+        "survived": survived,
+        "survival_frac": survived / sc.length,
+        "completed": not game_over,
+        "safe_steps": safe,
+        "overload_steps": overloads,
+        "actions": actions,
+        "mean_max_rho": max_rho_sum / max(survived, 1),
+        "decision_ms": 1000.0 * decide_s / max(decisions, 1),
+        "wall_s": time.perf_counter() - wall,
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# driver side
+
+
+def _read_run_config(run_dir: Path) -> dict[str, Any]:
+    path = run_dir / "config.json"
+    if not path.is_file():
+        raise UserError(
+            f"{run_dir} is not a training run (no config.json); pass a directory written by "
+            "gridfactor train"
+        )
+    return json.loads(path.read_text())
+
+
+def held_out_from_run(run_dir: Path, run_config: dict[str, Any]) -> HeldOut | None:
+    """The validation split a training run recorded in split.json (None if absent)."""
+    path = run_dir / "split.json"
+    if not path.is_file():
+        return None
+    split = json.loads(path.read_text())
+    return HeldOut.from_split(split, int(run_config.get("episode_steps", 0)))
+
+
+def _label(name: str, run_dir: Path, used: set[str]) -> str:
+    label = name
+    if label in used:
+        label = f"{name}@{run_dir.name}"
+    n = 2
+    while label in used:
+        label, n = f"{name}@{run_dir.name}-{n}", n + 1
+    used.add(label)
+    return label
+
+
+def _safe_name(label: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.@-]+", "_", label)
+
+
+def resolve(config: EvalConfig) -> tuple[str, list[AgentSpec], HeldOut, list[dict[str, Any]]]:
+    """Check the inputs; returns (env_name, agent specs, held-out split, run configs)."""
+    specs: list[AgentSpec] = []
+    used: set[str] = set()
+    for name in config.agents:
+        if name not in BASELINES:
+            raise UserError(f"unknown agent {name!r}; choose among {', '.join(BASELINES)}")
+        specs.append(AgentSpec(_label(name, Path(name), used), "baseline", name, config.danger))
+
+    run_configs: list[dict[str, Any]] = []
+    env_names: set[str] = set()
+    splits: set[HeldOut] = set()
+    for run in config.runs:
+        run_dir = Path(run).resolve()
+        if not run_dir.is_dir():
+            raise UserError(f"run directory {run} does not exist; pass a gridfactor train run")
+        run_cfg = _read_run_config(run_dir)
+        agent = _load_trained(str(run_dir), config.checkpoint)  # fails early, in the driver
+        label = _label(agent.name, run_dir, used)
+        run_configs.append({"dir": str(run_dir), "label": label, **run_cfg})
+        env_names.add(agent.env_name)
+        split = held_out_from_run(run_dir, run_cfg)
+        if split is not None:
+            splits.add(split)
+        specs.append(
+            AgentSpec(
+                label,
+                "run",
+                str(run_dir),
+                float(agent.danger),
+                config.checkpoint,
+            )
+        )
+    if len(env_names) > 1:
+        raise UserError(
+            f"the runs were trained on different envs ({', '.join(sorted(env_names))}); "
+            "evaluate runs of one env at a time"
+        )
+    env_name = config.env_name or (env_names.pop() if env_names else DEFAULT_ENV)
+    if env_names and env_name not in env_names:
+        raise UserError(
+            f"--env {env_name} differs from the runs' env {env_names.pop()}; drop --env"
+        )
+    if not specs:
+        raise UserError("nothing to evaluate; pass --agents and/or --run DIR")
+
+    env = _env(env_name)
+    if config.chronics is not None or config.window is not None:
+        base = default_held_out(env)
+        held = HeldOut(config.chronics or base.chronics, config.window or base.window)
+    elif len(splits) > 1:
+        raise UserError(
+            "the runs hold out different scenarios; pass --chronics/--window to choose one"
+        )
+    elif splits:
+        held = splits.pop()
+    else:
+        held = default_held_out(env)
+    check_held_out(held, env, env_name)
+    return env_name, specs, held, run_configs
+
+
+def _episode_path(out: Path, label: str, episode: int) -> Path:
+    return out / "episodes" / _safe_name(label) / f"{episode:04d}.json"
+
+
+def evaluate(config: EvalConfig) -> Path:
+    """Run (or resume) an evaluation; returns the run directory (see the module docstring)."""
+    from gridfactor.evaluate.report import write_reports
+
+    env_name, specs, held, run_configs = resolve(config)
+    env = _env(env_name)
+    scenarios = sample_scenarios(env, held, config.n_episodes, config.episode_steps, config.seed)
+    run_config = {
+        "command": "evaluate",
+        "env_name": env_name,
+        "agents": [s.label for s in specs],
+        "runs": [r["dir"] for r in run_configs],
+        "checkpoint": config.checkpoint,
+        "n_episodes": config.n_episodes,
+        "episode_steps": config.episode_steps,
+        "held_out": held.to_dict(),
+        "danger": config.danger,
+        "seed": config.seed,
+    }
+    out = prepare_run_dir(config.out, run_config, resume=config.resume, overwrite=config.overwrite)
+    write_csv(out / "scenarios.csv", pd.DataFrame([s.to_dict() for s in scenarios]))
+
+    tasks = [
+        EpisodeTask(env_name, spec, sc)
+        for spec in specs
+        for sc in scenarios
+        if not _episode_path(out, spec.label, sc.episode).is_file()
+    ]
+
+    def save(_: int, result: dict[str, Any]) -> None:
+        write_json(_episode_path(out, result["agent"], result["episode"]), result)
+
+    if tasks:
+        parallel_map(
+            run_episode,
+            tasks,
+            config.parallel,
+            desc="evaluate",
+            progress=config.progress,
+            on_result=save,
+        )
+    episodes = load_episodes(out, [s.label for s in specs], len(scenarios))
+    write_reports(out, episodes, run_configs)
+    return out
+
+
+def load_episodes(out: Path, labels: list[str], n_episodes: int) -> pd.DataFrame:
+    """Every saved (agent, episode) result of ``out`` as a DataFrame, agents in order."""
+    rows = []
+    for label in labels:
+        for episode in range(n_episodes):
+            path = _episode_path(out, label, episode)
+            if path.is_file():
+                rows.append(json.loads(path.read_text()))
+    frame = pd.DataFrame(rows)
+    if not frame.empty:
+        frame["agent"] = pd.Categorical(frame["agent"], categories=labels, ordered=True)
+        frame = frame.sort_values(["agent", "episode"]).reset_index(drop=True)
+        frame["agent"] = frame["agent"].astype(str)
+    return frame

@@ -1,0 +1,18 @@
+"""Factorization: from an MI matrix to clusters of (targets, inputs)."""
+
+from gridfactor.factorize.structure import (
+    SCHEMA_VERSION,
+    Cluster,
+    Factorization,
+    clusters_from_adjacency,
+)
+from gridfactor.factorize.threshold import binarize_quantile, binarize_quantiles
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "Cluster",
+    "Factorization",
+    "binarize_quantile",
+    "binarize_quantiles",
+    "clusters_from_adjacency",
+]

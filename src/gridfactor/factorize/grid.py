@@ -1,0 +1,404 @@
+"""Factorizing a Grid2Op power grid into clusters of (lines, substations).
+
+Pipeline (``gridfactor factorize``): collect random-topology episodes per selected
+substation (:mod:`gridfactor.collect`), then for each selected substation ``j`` estimate
+the MI between every line's next rho ``s_next_<line>`` and the substation's action
+``a_<sub j>`` on (at most ``n_samples`` rows of) *that substation's own episodes*, minus the
+MI with the next-state column shuffled. This gives an (n_line, n_sub) matrix (zero columns
+for unselected substations), binarized per column at a quantile, whose bipartite connected
+components are the clusters: lines (targets) and substations (inputs).
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import json
+import os
+import warnings
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gridfactor.collect.grid2op_collect import CollectConfig, collect, load_dataset
+from gridfactor.errors import UserError
+from gridfactor.factorize.pipeline import factorize_matrix
+from gridfactor.factorize.plots import plot_factorization
+from gridfactor.factorize.structure import Factorization
+from gridfactor.factorize.threshold import check_quantile
+from gridfactor.parallel import ParallelConfig
+from gridfactor.runs import atomic_write, prepare_run_dir, save_figure, save_npy, write_json
+
+MI_PARTS_DIR = "mi_parts"
+GRID_PLOT = "grid_clusters.png"
+
+
+@dataclass(frozen=True)
+class GridFactorizeConfig:
+    """Settings of a grid factorization (collection settings + MI/threshold settings).
+
+    n_episodes: collected episodes *per selected substation*.
+    n_samples: at most this many transitions of a substation's episodes feed its column.
+    quantile: per-substation (column) quantile threshold of the bias-corrected MI.
+    k: KSG neighbours (None = the estimator's default for the sample size).
+    """
+
+    env_name: str = "l2rpn_case14_sandbox"
+    n_episodes: int = 1000
+    n_samples: int = 50_000
+    seed: int = 0
+    quantile: float = 0.7
+    max_steps: int = 100
+    explore: float = 1.0
+    min_elements: int = 4
+    k: int | None = None
+    chunk_size: int = 50
+
+    def collect_config(self) -> CollectConfig:
+        return CollectConfig(
+            env_name=self.env_name,
+            n_episodes=self.n_episodes,
+            max_steps=self.max_steps,
+            explore=self.explore,
+            min_elements=self.min_elements,
+            seed=self.seed,
+            chunk_size=self.chunk_size,
+        )
+
+    def validate(self) -> GridFactorizeConfig:
+        self.collect_config().validate()
+        if self.n_samples <= 0:
+            raise UserError(f"--n-samples must be > 0, got {self.n_samples}; e.g. 50000")
+        if self.k is not None and self.k <= 0:
+            raise UserError(f"--k must be > 0, got {self.k}; omit it for the default")
+        check_quantile(self.quantile)
+        return self
+
+
+@dataclass
+class GridFactorization:
+    """What :func:`factorize_grid` produced (arrays are (n_line, n_sub))."""
+
+    factorization: Factorization
+    mi: np.ndarray
+    shuffled: np.ndarray
+    unbiased: np.ndarray
+    adjacency: np.ndarray
+    out_dir: Path
+    files: list[Path] = field(default_factory=list)
+    dataset_info: dict[str, Any] = field(default_factory=dict)
+
+
+def _sub_stream(seed: int, sub_id: int, purpose: int) -> np.random.SeedSequence:
+    # Entropy differs from the collection's SeedSequence(seed, spawn_key=(sub, ep)) streams.
+    return np.random.SeedSequence([seed, 0x6D69, sub_id, purpose])
+
+
+def substation_samples(
+    frame: Any,
+    sub_id: int,
+    line_names: list[str],
+    sub_names: list[str],
+    n_samples: int,
+    seed: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of substation ``sub_id``'s own episodes, subsampled to ``n_samples`` (seeded).
+
+    Returns targets (N, n_line) next rho and inputs (N, 1) the substation's action code.
+    """
+    rows = np.flatnonzero(frame["substation"].to_numpy() == sub_id)
+    if len(rows) > n_samples:
+        rng = np.random.default_rng(_sub_stream(seed, sub_id, 0))
+        rows = np.sort(rng.choice(rows, size=n_samples, replace=False))
+    targets = frame[[f"s_next_{n}" for n in line_names]].to_numpy(np.float64)[rows]
+    inputs = frame[[f"a_{sub_names[sub_id]}"]].to_numpy(np.float64)[rows]
+    return targets, inputs
+
+
+def grid_mi(
+    frame: Any,
+    sidecar: dict[str, Any],
+    config: GridFactorizeConfig,
+    out_dir: str | os.PathLike,
+    *,
+    parallel: ParallelConfig | None = None,
+    progress: bool = True,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(mi, shuffled, unbiased), each (n_line, n_sub); zero columns for unselected subs.
+
+    Each substation's column is saved in ``out_dir/mi_parts`` when done, so an interrupted
+    run resumes from the next substation.
+    """
+    from gridfactor.mi import unbiased_mi_matrix
+
+    parallel = parallel or ParallelConfig()
+    line_names, sub_names = list(sidecar["line_names"]), list(sidecar["sub_names"])
+    shape = (len(line_names), len(sub_names))
+    mi, shuffled, unbiased = (np.zeros(shape) for _ in range(3))
+    parts = Path(out_dir) / MI_PARTS_DIR
+    selected = list(sidecar["selected_substations"])
+    for number, sub_id in enumerate(selected):
+        part = parts / f"sub{sub_id:03d}.npz"
+        if part.is_file():
+            with np.load(part) as saved:
+                columns = (saved["mi"], saved["shuffled"], saved["unbiased"])
+        else:
+            targets, inputs = substation_samples(
+                frame, sub_id, line_names, sub_names, config.n_samples, config.seed
+            )
+            if progress:
+                print(
+                    f"MI for {sub_names[sub_id]} ({number + 1}/{len(selected)}): "
+                    f"{len(targets)} samples x {len(line_names)} lines",
+                    flush=True,
+                )
+            seed = int(_sub_stream(config.seed, sub_id, 1).generate_state(1)[0])
+            result = unbiased_mi_matrix(
+                targets, inputs, seed=seed, k=config.k, parallel=parallel, progress=progress
+            )
+            columns = (result.mi[:, 0], result.shuffled[:, 0], result.unbiased[:, 0])
+            buffer = io.BytesIO()
+            np.savez(buffer, mi=columns[0], shuffled=columns[1], unbiased=columns[2])
+            with atomic_write(part, "wb") as fh:
+                fh.write(buffer.getvalue())
+        for matrix, column in zip((mi, shuffled, unbiased), columns, strict=True):
+            matrix[:, sub_id] = column
+    return mi, shuffled, unbiased
+
+
+def plot_grid_clusters(
+    env_name: str, factorization: Factorization, path: str | os.PathLike
+) -> Path:
+    """Grid map (grid2op PlotMatplot layout) with substations and lines colored by cluster.
+
+    Grey = a line or substation alone in its cluster (no kept MI edge).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")  # headless
+    import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Circle
+
+    from gridfactor.collect.grid2op_collect import _cached_env
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from grid2op.PlotGrid import PlotMatplot
+
+        env, _ = _cached_env(env_name, "lightsim")
+        helper = PlotMatplot(env.observation_space, width=1100, height=750, sub_radius=18)
+        fig = helper.plot_layout()
+    ax = helper.ax
+    layout = helper._grid_layout  # grid2op's substation coordinates (as drawn)
+    line_labels = factorization.target_labels()
+    sub_labels = factorization.input_labels()
+    # Only clusters with both lines and substations get a colour; singletons stay grey.
+    coloured = [n for n, c in enumerate(factorization.clusters) if c.targets and c.inputs]
+    cmap = plt.get_cmap("tab10" if len(coloured) <= 10 else "tab20")
+    colour = {n: cmap(i % cmap.N) for i, n in enumerate(coloured)}
+    grey = (0.75, 0.75, 0.75, 1.0)
+    for line_id in range(env.n_line):
+        a = layout[env.name_sub[env.line_or_to_subid[line_id]]]
+        b = layout[env.name_sub[env.line_ex_to_subid[line_id]]]
+        ax.plot(
+            [a[0], b[0]],
+            [a[1], b[1]],
+            color=colour.get(line_labels[line_id], grey),
+            lw=5,
+            alpha=0.8,
+            zorder=0.5,
+            solid_capstyle="round",
+        )
+    for sub_id, name in enumerate(env.name_sub):
+        x, y = layout[name]
+        ax.add_patch(
+            Circle(
+                (x, y),
+                22,
+                facecolor=colour.get(sub_labels[sub_id], grey),
+                edgecolor="black",
+                alpha=0.9,
+                zorder=5,
+            )
+        )
+        ax.text(x, y, str(sub_id), ha="center", va="center", fontsize=8, zorder=6)
+    handles = [
+        Line2D(
+            [0],
+            [0],
+            color=colour[n],
+            lw=5,
+            label=f"cluster {n}: subs {list(factorization.clusters[n].inputs)}",
+        )
+        for n in coloured
+    ]
+    if handles:
+        ax.legend(handles=handles, loc="best", fontsize=7)
+    ax.set_title(f"{env_name}: clusters (colour = cluster, grey = alone)")
+    path = Path(path)
+    save_figure(fig, path)
+    return path
+
+
+def _run_config(config: GridFactorizeConfig) -> dict[str, Any]:
+    return {"command": "factorize", **asdict(config)}
+
+
+def factorize_grid(
+    config: GridFactorizeConfig,
+    out: str | os.PathLike,
+    *,
+    parallel: ParallelConfig | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> GridFactorization:
+    """Collect (or reuse) the dataset in ``out``, estimate the MI, threshold, cluster, save.
+
+    Files in ``out``: config.json, dataset.parquet + dataset.json, mi.npy, shuffled_mi.npy,
+    unbiased_mi.npy (n_line, n_sub), factorization.json, mi_heatmap.png, binarized.png,
+    blocks.png, grid_clusters.png.
+    """
+    config.validate()
+    parallel = parallel or ParallelConfig()
+    from gridfactor.envs.grid2op_env import available_test_envs, make_env
+
+    # Fail fast on an unknown env, before creating the run directory.
+    if not os.path.isdir(config.env_name) and config.env_name not in available_test_envs():
+        make_env(config.env_name)  # raises the UserError listing the available envs
+    out_dir = prepare_run_dir(out, _run_config(config), resume=resume, overwrite=overwrite)
+    # --resume continues the run directory's own settings (they may differ from the flags).
+    saved = json.loads((out_dir / "config.json").read_text())
+    if saved != _run_config(config):
+        known = {f.name for f in fields(GridFactorizeConfig)}
+        config = GridFactorizeConfig(**{k: v for k, v in saved.items() if k in known})
+    collect(config.collect_config(), out_dir, parallel=parallel, progress=progress)
+    frame, sidecar = load_dataset(out_dir)
+    mi, shuffled, unbiased = grid_mi(
+        frame, sidecar, config, out_dir, parallel=parallel, progress=progress
+    )
+    files = []
+    for name, matrix in (
+        ("mi.npy", mi),
+        ("shuffled_mi.npy", shuffled),
+        ("unbiased_mi.npy", unbiased),
+    ):
+        save_npy(out_dir / name, matrix)
+        files.append(out_dir / name)
+    lengths = frame.groupby(["substation", "episode"]).size().groupby("substation").mean()
+    factorization, adjacency = factorize_matrix(
+        unbiased,
+        sidecar["line_names"],
+        sidecar["sub_names"],
+        quantile=config.quantile,
+        meta={
+            "kind": "grid",
+            "env_name": config.env_name,
+            "seed": config.seed,
+            "n_samples": config.n_samples,
+            "n_episodes_per_substation": config.n_episodes,
+            "max_steps": config.max_steps,
+            "explore": config.explore,
+            "min_elements": config.min_elements,
+            "k": config.k,
+            "selected_substations": sidecar["selected_substations"],
+            "samples_per_substation": {
+                str(s): int(min(config.n_samples, (frame["substation"] == s).sum()))
+                for s in sidecar["selected_substations"]
+            },
+            "versions": sidecar["versions"],
+        },
+    )
+    factorization.save(out_dir / "factorization.json")
+    files.append(out_dir / "factorization.json")
+    files += plot_factorization(
+        unbiased,
+        adjacency,
+        factorization,
+        out_dir,
+        row_label="line (next rho)",
+        col_label="substation (action)",
+    )
+    files.append(plot_grid_clusters(config.env_name, factorization, out_dir / GRID_PLOT))
+    return GridFactorization(
+        factorization=factorization,
+        mi=mi,
+        shuffled=shuffled,
+        unbiased=unbiased,
+        adjacency=adjacency,
+        out_dir=out_dir,
+        files=files,
+        dataset_info={
+            "n_rows": sidecar["n_rows"],
+            "mean_episode_length": sidecar["mean_episode_length"],
+            "mean_episode_length_per_substation": {
+                sidecar["sub_names"][int(s)]: float(v) for s, v in lengths.items()
+            },
+        },
+    )
+
+
+def stability(
+    config: GridFactorizeConfig,
+    seeds: list[int],
+    out: str | os.PathLike,
+    *,
+    parallel: ParallelConfig | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> tuple[list[GridFactorization], np.ndarray]:
+    """Factorize with each seed (a run per seed in ``out/seed_<s>``) and compare clusterings.
+
+    Returns the runs and the (n_seeds, n_seeds) pairwise adjusted Rand index of the cluster
+    labels of the *selected* substations (unselected ones are always singletons and would
+    inflate the agreement). Also writes ``out/stability.json``.
+    """
+    from sklearn.metrics import adjusted_rand_score
+
+    if len(seeds) < 2 or len(set(seeds)) != len(seeds):
+        raise UserError(f"need at least 2 distinct seeds, got {seeds}; e.g. --stability-seeds 3")
+    out_dir = prepare_run_dir(
+        out,
+        {"command": "factorize-stability", "seeds": seeds, **asdict(config)},
+        resume=resume,
+        overwrite=overwrite,
+    )
+    runs = []
+    for seed in seeds:
+        run_config = GridFactorizeConfig(**{**asdict(config), "seed": seed})
+        runs.append(
+            factorize_grid(
+                run_config,
+                out_dir / f"seed_{seed}",
+                parallel=parallel,
+                resume=resume,
+                progress=progress,
+            )
+        )
+    selected = list(runs[0].factorization.meta["selected_substations"])
+    labels = [r.factorization.input_labels()[selected] for r in runs]
+    line_labels = [r.factorization.target_labels() for r in runs]
+    ari = np.ones((len(seeds), len(seeds)))
+    ari_lines = np.ones((len(seeds), len(seeds)))
+    for a, b in itertools.combinations(range(len(seeds)), 2):
+        ari[a, b] = ari[b, a] = adjusted_rand_score(labels[a], labels[b])
+        # Lines too: with few selected substations the substation ARI is often trivially 1.
+        ari_lines[a, b] = ari_lines[b, a] = adjusted_rand_score(line_labels[a], line_labels[b])
+    write_json(
+        out_dir / "stability.json",
+        {
+            "seeds": seeds,
+            "selected_substations": selected,
+            "substation_labels": {
+                str(s): lab.tolist() for s, lab in zip(seeds, labels, strict=True)
+            },
+            "adjusted_rand_index": ari.tolist(),
+            "mean_pairwise_ari": float(ari[np.triu_indices(len(seeds), 1)].mean()),
+            "adjusted_rand_index_lines": ari_lines.tolist(),
+        },
+    )
+    return runs, ari

@@ -1,0 +1,168 @@
+"""From transitions or an MI matrix to a Factorization: threshold rule + components.
+
+Two threshold rules:
+
+* ``significance`` (default): an edge is kept when the raw MI beats a permutation null of
+  that pair, with a multiple-testing correction (:mod:`gridfactor.factorize.significance`);
+  finds blocks of any size without tuning.
+* ``quantile``: the seed's rule, each input column keeps the edges above its quantile of
+  the shuffle-corrected MI (:func:`gridfactor.factorize.threshold.binarize_quantile`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gridfactor.errors import UserError
+from gridfactor.factorize.significance import (
+    check_alpha,
+    check_min_mi,
+    check_n_permutations,
+    permutation_null,
+    significance_test,
+)
+from gridfactor.factorize.structure import Factorization, clusters_from_adjacency
+from gridfactor.factorize.threshold import binarize_quantile, check_quantile
+from gridfactor.mi import MIResult, unbiased_mi_matrix
+from gridfactor.parallel import ParallelConfig
+
+RULES = ("significance", "quantile")
+
+
+@dataclass(frozen=True)
+class ThresholdRule:
+    """How MI values become edges (see the module docstring)."""
+
+    method: str = "significance"
+    quantile: float = 0.7
+    alpha: float = 0.01
+    n_permutations: int = 30
+    min_mi: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.method not in RULES:
+            raise UserError(f"unknown threshold {self.method!r}; use significance or quantile")
+        check_quantile(self.quantile)
+        check_alpha(self.alpha)
+        check_n_permutations(self.n_permutations)
+        check_min_mi(self.min_mi)
+
+    @property
+    def label(self) -> str:
+        if self.method == "quantile":
+            return f"quantile {self.quantile:.2f}"
+        return f"significance alpha={self.alpha:g}"
+
+    def describe(self) -> dict[str, Any]:
+        if self.method == "quantile":
+            return {"threshold": "quantile", "quantile": self.quantile}
+        return {
+            "threshold": "significance",
+            "alpha": self.alpha,
+            "n_permutations": self.n_permutations,
+            "min_mi": self.min_mi,
+            "correction": "holm",
+            "null_scheme": "shift",
+        }
+
+
+def factorize_matrix(
+    matrix: np.ndarray,
+    target_names: Sequence[str],
+    input_names: Sequence[str],
+    *,
+    quantile: float = 0.7,
+    meta: dict[str, Any] | None = None,
+) -> tuple[Factorization, np.ndarray]:
+    """Binarize ``matrix`` (n_targets, n_inputs) per column at ``quantile`` and cluster.
+
+    Returns the factorization and the (n_targets, n_inputs) bool adjacency it came from.
+    """
+    adjacency = binarize_quantile(matrix, quantile)
+    return adjacency_factorization(
+        adjacency, target_names, input_names, {"threshold": "quantile", "quantile": quantile,
+                                               **(meta or {})}
+    ), adjacency
+
+
+def adjacency_factorization(
+    adjacency: np.ndarray,
+    target_names: Sequence[str],
+    input_names: Sequence[str],
+    meta: dict[str, Any] | None = None,
+) -> Factorization:
+    """Connected components of a bool (n_targets, n_inputs) adjacency as a Factorization."""
+    return Factorization(
+        target_names=list(target_names),
+        input_names=list(input_names),
+        clusters=clusters_from_adjacency(adjacency),
+        meta=dict(meta or {}),
+    )
+
+
+def threshold_adjacency(
+    rule: ThresholdRule,
+    targets: np.ndarray,
+    inputs: np.ndarray,
+    mi: MIResult,
+    *,
+    seed: int,
+    k: int | None = None,
+    pairs: np.ndarray | None = None,
+    parallel: ParallelConfig = ParallelConfig(),
+    progress: bool = True,
+    cache_dir: str | os.PathLike | None = None,
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Edges (n_t, n_i) bool kept by ``rule``, plus the matrices worth saving
+    (adjusted p-values for the significance rule)."""
+    if rule.method == "quantile":
+        return binarize_quantile(mi.unbiased, rule.quantile), {}
+    null = permutation_null(
+        targets,
+        inputs,
+        n_permutations=rule.n_permutations,
+        seed=seed,
+        k=k,
+        pairs=pairs,
+        parallel=parallel,
+        progress=progress,
+        cache_dir=None if cache_dir is None else Path(cache_dir) / "null",
+    )
+    test = significance_test(mi.mi, null, alpha=rule.alpha, min_mi=rule.min_mi)
+    adjacency = test.adjacency if pairs is None else test.adjacency & np.asarray(pairs, bool)
+    return adjacency, {"pvalues_adjusted.npy": test.adjusted}
+
+
+@dataclass(frozen=True)
+class Factorizer:
+    """Picklable ``(targets, inputs) -> (Factorization, adjacency)``: MI, bias correction,
+    threshold rule, components; what bootstrap stability re-runs on each resample."""
+
+    target_names: tuple[str, ...]
+    input_names: tuple[str, ...]
+    rule: ThresholdRule = ThresholdRule()
+    seed: int = 0
+    k: int | None = None
+    pairs: np.ndarray | None = None
+    parallel: ParallelConfig = ParallelConfig()
+
+    def __call__(
+        self, targets: np.ndarray, inputs: np.ndarray
+    ) -> tuple[Factorization, np.ndarray]:
+        mi = unbiased_mi_matrix(
+            targets, inputs, seed=self.seed, k=self.k, pairs=self.pairs,
+            parallel=self.parallel, progress=False,
+        )
+        adjacency, _ = threshold_adjacency(
+            self.rule, targets, inputs, mi, seed=self.seed, k=self.k, pairs=self.pairs,
+            parallel=self.parallel, progress=False,
+        )
+        return adjacency_factorization(
+            adjacency, self.target_names, self.input_names, asdict(self.rule)
+        ), adjacency

@@ -1,0 +1,1 @@
+"""Training one RLlib PPO policy per cluster (or one centralized policy)."""

@@ -1,0 +1,446 @@
+"""``gridfactor train``: RLlib PPO, one policy per cluster agent (or one centralized policy).
+
+Budget: ``timesteps`` counts *decisions* (RLlib env steps = actions of the cluster agents); the
+grid2op steps played by the high-level agent in between are reported separately. Training
+stops after the first iteration that reaches the budget.
+
+Train/validation split (seeded, written to ``split.json``): with >= 2 chronics the last
+``round(validation_fraction * n)`` chronics (at least one) are held out for validation and
+training episodes start anywhere in the other chronics; with a single chronic the chronic is
+split in time: training episodes start in its first ``1 - validation_fraction`` part,
+validation ones in the rest. rte_case14_realistic's test env has 2 chronics: 000 = train,
+001 = validation.
+
+Run directory: config.json, factorization.json (the clusters used), split.json,
+checkpoints/iter_<n> (every ``checkpoint_every`` iterations, last 3 kept) and
+checkpoints/final, checkpoints/latest.json, metrics.csv (one row per iteration), tb/
+(TensorBoard), learning_curve.png. Re-running the same command, or ``--resume``, continues from
+the latest checkpoint to the same budget.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import time
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gridfactor.errors import UserError
+from gridfactor.factorize.structure import Factorization
+from gridfactor.runs import prepare_run_dir, save_figure, write_csv, write_json
+
+CHECKPOINTS = "checkpoints"
+LATEST = "latest.json"
+STATE_FILE = "gridfactor_state.json"
+KEEP_PERIODIC = 3
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run depends on (``out``/``resume``/``overwrite``/``ray_address``
+    and ``num_env_runners`` are not part of the run's identity)."""
+
+    env_name: str = "rte_case14_realistic"
+    factorization_path: str | None = None
+    centralized: bool = False
+    timesteps: int = 5000
+    seed: int = 0
+    obs_mode: str = "local"
+    danger: float = 0.9
+    episode_steps: int = 500
+    reward: str = "CloseToOverflowReward"
+    validation_fraction: float = 0.2
+    # PPO
+    train_batch_size: int = 1000
+    minibatch_size: int = 128
+    num_epochs: int = 5
+    lr: float = 3e-4
+    gamma: float = 0.95
+    hidden: tuple[int, ...] = (128, 128)
+    # execution
+    num_env_runners: int = 0
+    ray_address: str | None = None
+    out: str = "runs/train"
+    resume: bool = False
+    overwrite: bool = False
+    checkpoint_every: int = 5
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def identity(self) -> dict[str, Any]:
+        """The part recorded in config.json (what makes two runs the same run)."""
+        data = asdict(self)
+        for key in ("out", "resume", "overwrite", "ray_address", "num_env_runners"):
+            data.pop(key)
+        data["hidden"] = list(self.hidden)
+        data["kind"] = "centralized" if self.centralized else "distributed"
+        return data
+
+    def validate(self) -> None:
+        if self.timesteps <= 0:
+            raise UserError(f"--timesteps must be > 0 (got {self.timesteps})")
+        if not self.centralized and not self.factorization_path:
+            raise UserError("pass --factorization FILE (distributed agents) or --centralized")
+        if self.centralized and self.factorization_path:
+            raise UserError("--centralized takes no --factorization; pass only one of them")
+        if self.obs_mode not in ("local", "global"):
+            raise UserError(f"--obs must be 'local' or 'global' (got {self.obs_mode!r})")
+        if not self.danger > 0.0:
+            raise UserError(f"--danger must be > 0 (got {self.danger})")
+        if self.episode_steps <= 0:
+            raise UserError(f"--episode-steps must be > 0 (got {self.episode_steps})")
+        if not 0.0 < self.validation_fraction < 1.0:
+            raise UserError("--validation-fraction must be in (0, 1)")
+        if self.num_env_runners < 0:
+            raise UserError("--num-env-runners must be >= 0")
+        if self.checkpoint_every <= 0:
+            raise UserError("--checkpoint-every must be > 0")
+        if self.minibatch_size > self.train_batch_size:
+            raise UserError("--minibatch-size must be <= --train-batch-size")
+
+
+def count_chronics(env: Any) -> int:
+    return len(env.chronics_handler.real_data.subpaths)
+
+
+def make_split(n_chronics: int, validation_fraction: float) -> dict[str, Any]:
+    """Train/validation chronics and start ranges (fractions of the chronic length)."""
+    if n_chronics >= 2:
+        n_val = min(n_chronics - 1, max(1, round(validation_fraction * n_chronics)))
+        ids = list(range(n_chronics))
+        return {
+            "kind": "chronics",
+            "train": {"chronics": ids[: n_chronics - n_val], "start_range": [0.0, 1.0]},
+            "validation": {"chronics": ids[n_chronics - n_val :], "start_range": [0.0, 1.0]},
+        }
+    cut = 1.0 - validation_fraction
+    return {
+        "kind": "time",
+        "train": {"chronics": [0], "start_range": [0.0, cut]},
+        "validation": {"chronics": [0], "start_range": [cut, 1.0]},
+    }
+
+
+def _policy_mapping(agent_id: str, episode: Any = None, **kwargs: Any) -> str:
+    # one policy per cluster agent: the policy id is the agent id
+    return agent_id
+
+
+def build_algo_config(cfg: TrainConfig, env_config: dict[str, Any], spaces: dict) -> Any:
+    """The PPOConfig (new API stack) for a run; ``spaces`` = {policy: (obs, act space)}."""
+    from ray.rllib.algorithms.ppo import PPOConfig
+    from ray.rllib.core.rl_module.multi_rl_module import MultiRLModuleSpec
+    from ray.rllib.core.rl_module.rl_module import RLModuleSpec
+
+    from gridfactor.envs.decision import DecisionEnv
+    from gridfactor.train.callbacks import DecisionMetricsCallback
+
+    model_config = {"fcnet_hiddens": list(cfg.hidden), "head_fcnet_hiddens": []}
+    return (
+        PPOConfig()
+        .environment(DecisionEnv, env_config=env_config, disable_env_checking=True)
+        .framework("torch")
+        .env_runners(
+            num_env_runners=cfg.num_env_runners,
+            num_envs_per_env_runner=1,
+            rollout_fragment_length="auto",
+        )
+        .learners(num_learners=0)
+        .training(
+            train_batch_size_per_learner=cfg.train_batch_size,
+            minibatch_size=cfg.minibatch_size,
+            num_epochs=cfg.num_epochs,
+            lr=cfg.lr,
+            gamma=cfg.gamma,
+        )
+        .multi_agent(policies=set(spaces), policy_mapping_fn=_policy_mapping)
+        .rl_module(
+            rl_module_spec=MultiRLModuleSpec(
+                rl_module_specs={
+                    pid: RLModuleSpec(
+                        observation_space=obs_space,
+                        action_space=act_space,
+                        model_config=model_config,
+                    )
+                    for pid, (obs_space, act_space) in spaces.items()
+                }
+            )
+        )
+        .callbacks(DecisionMetricsCallback)
+        .debugging(seed=cfg.seed, log_level="ERROR")
+        .reporting(metrics_num_episodes_for_smoothing=20)
+    )
+
+
+def load_run_factorization(cfg: TrainConfig, g2env: Any) -> Factorization:
+    from gridfactor.agents.cluster import centralized_factorization, check_factorization_for_env
+
+    if cfg.centralized:
+        return centralized_factorization(g2env, cfg.env_name)
+    fact = Factorization.load(cfg.factorization_path)
+    check_factorization_for_env(fact, g2env, cfg.env_name)
+    return fact
+
+
+def _same_clusters(a: Factorization, b: Factorization) -> bool:
+    return [(c.targets, c.inputs) for c in a.clusters] == [
+        (c.targets, c.inputs) for c in b.clusters
+    ]
+
+
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    pointer = run_dir / CHECKPOINTS / LATEST
+    if not pointer.is_file():
+        return None
+    path = run_dir / CHECKPOINTS / json.loads(pointer.read_text())["name"]
+    return path if path.is_dir() else None
+
+
+def _save_checkpoint(algo: Any, run_dir: Path, name: str, state: dict[str, Any]) -> Path:
+    """Save into a temp dir then rename: a killed run never leaves half a checkpoint."""
+    ckpt_root = run_dir / CHECKPOINTS
+    ckpt_root.mkdir(parents=True, exist_ok=True)
+    tmp = ckpt_root / f".{name}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    algo.save_to_path(str(tmp.resolve()))
+    write_json(tmp / STATE_FILE, state)
+    final = ckpt_root / name
+    old = ckpt_root / f".{name}.old"
+    if final.exists():
+        os.replace(final, old)
+    os.replace(tmp, final)
+    shutil.rmtree(old, ignore_errors=True)
+    write_json(ckpt_root / LATEST, {"name": name, **state})
+    periodic = sorted(p for p in ckpt_root.glob("iter_*") if p.is_dir())
+    for stale in periodic[:-KEEP_PERIODIC]:
+        shutil.rmtree(stale, ignore_errors=True)
+    return final
+
+
+def _get(result: dict, *keys: str, default: Any = 0.0) -> Any:
+    for key in keys:
+        if not isinstance(result, dict) or key not in result:
+            return default
+        result = result[key]
+    return result
+
+
+def metrics_row(
+    result: dict, iteration: int, agents: list[str], elapsed: float, totals: dict[str, float]
+) -> dict[str, float]:
+    """One metrics.csv row from an ``algo.train()`` result."""
+    runners = result.get("env_runners", {})
+    ours = runners.get("gridfactor", {})
+    sums = ours.get("sum", {})
+    n_eps = float(ours.get("episodes", 0.0))
+    g2 = float(ours.get("grid2op_steps", 0.0))
+    decisions = float(_get(runners, "num_env_steps_sampled", default=0.0))
+    totals["decisions"] += decisions
+    totals["grid2op_steps"] += g2
+    totals["time_s"] += elapsed
+
+    def mean(key: str) -> float:
+        return float(sums.get(key, 0.0)) / n_eps if n_eps else float("nan")
+
+    row = {
+        "iteration": iteration,
+        "decisions": decisions,
+        "decisions_total": totals["decisions"],
+        "grid2op_steps": g2,
+        "grid2op_steps_total": totals["grid2op_steps"],
+        "time_s": elapsed,
+        "time_total_s": totals["time_s"],
+        "grid2op_steps_per_s": g2 / elapsed if elapsed > 0 else float("nan"),
+        "episodes": n_eps,
+        "survival_steps_mean": mean("survival_steps"),
+        "safe_steps_mean": mean("safe_steps"),
+        "game_over_rate": mean("game_over"),
+        "grid2op_return_mean": mean("grid2op_return"),
+    }
+    learners = result.get("learners", {})
+    for aid in agents:
+        row[f"decisions_per_episode/{aid}"] = mean(f"decisions/{aid}")
+        row[f"reward_per_episode/{aid}"] = mean(f"return/{aid}")
+        row[f"decisions/{aid}"] = float(_get(runners, "num_agent_steps_sampled", aid, default=0.0))
+        row[f"policy_loss/{aid}"] = float(_get(learners, aid, "policy_loss", default=np.nan))
+        row[f"entropy/{aid}"] = float(_get(learners, aid, "entropy", default=np.nan))
+    return row
+
+
+def plot_learning_curve(frame: Any, path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
+    x = frame["grid2op_steps_total"]
+    axes[0].plot(x, frame["survival_steps_mean"], marker="o")
+    axes[0].set_xlabel("grid2op steps")
+    axes[0].set_ylabel("mean episode survival (grid2op steps)")
+    for col in [c for c in frame.columns if c.startswith("reward_per_episode/")]:
+        axes[1].plot(x, frame[col], marker=".", label=col.split("/", 1)[1])
+    axes[1].set_xlabel("grid2op steps")
+    axes[1].set_ylabel("mean episode reward per agent")
+    axes[1].legend(fontsize=7)
+    fig.suptitle(title)
+    save_figure(fig, path)
+
+
+def _init_ray(address: str | None) -> bool:
+    """Start (or join) Ray; returns True when this call started it."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    ray.init(
+        address=address,
+        include_dashboard=False,
+        log_to_driver=False,
+        logging_level="ERROR",
+        configure_logging=True,
+    )
+    return True
+
+
+def train(config: TrainConfig) -> Path:
+    """Train the agents of ``config``; returns the run directory (see the module docs)."""
+    import pandas as pd
+    from tqdm import tqdm
+
+    from gridfactor.envs.decision import DecisionEnv, DecisionEnvConfig
+
+    config.validate()
+    warnings.filterwarnings("ignore")
+    from gridfactor.envs.decision import make_grid2op_env
+
+    # bad inputs fail before anything is written
+    if config.factorization_path:
+        Factorization.load(config.factorization_path)
+    g2env = make_grid2op_env(config.env_name, config.reward, cache=False)
+    fact = load_run_factorization(config, g2env)
+    run_dir = prepare_run_dir(
+        config.out, config.identity(), resume=config.resume, overwrite=config.overwrite
+    )
+    fact_path = run_dir / "factorization.json"
+    if fact_path.is_file():
+        previous = Factorization.load(fact_path)
+        if not _same_clusters(previous, fact):
+            raise UserError(
+                f"{run_dir} was trained with another factorization ({fact_path}); resume it "
+                "with that factorization or choose another --out"
+            )
+    fact.save(fact_path)
+    split = make_split(count_chronics(g2env), config.validation_fraction)
+    write_json(run_dir / "split.json", split)
+
+    env_cfg = DecisionEnvConfig(
+        env_name=config.env_name,
+        factorization=fact.to_dict(),
+        obs_mode=config.obs_mode,
+        danger=config.danger,
+        episode_steps=config.episode_steps,
+        chronics=split["train"]["chronics"],
+        start_range=tuple(split["train"]["start_range"]),
+        reward=config.reward,
+        seed=config.seed,
+    )
+    # The spaces (and all config errors) come from one env built here, in the driver.
+    probe = DecisionEnv(env_cfg)
+    spaces = {
+        aid: (probe.observation_spaces[aid], probe.action_spaces[aid])
+        for aid in probe.possible_agents
+    }
+    agents = list(probe.possible_agents)
+
+    started_ray = _init_ray(config.ray_address)
+    algo = build_algo_config(config, asdict(env_cfg), spaces).build_algo()
+    try:
+        return _train_loop(config, run_dir, algo, agents, fact, pd, tqdm)
+    finally:
+        algo.stop()
+        if started_ray:
+            import ray
+
+            ray.shutdown()
+
+
+def _train_loop(
+    config: TrainConfig, run_dir: Path, algo: Any, agents: list[str], fact: Any, pd: Any, tqdm
+) -> Path:
+    from tensorboardX import SummaryWriter
+
+    kind = "centralized" if config.centralized else "distributed"
+    totals = {"decisions": 0.0, "grid2op_steps": 0.0, "time_s": 0.0}
+    iteration = 0
+    rows: list[dict[str, float]] = []
+    ckpt = latest_checkpoint(run_dir)
+    if ckpt is not None:
+        state = json.loads((ckpt / STATE_FILE).read_text())
+        if state.get("agents") != agents:
+            raise UserError(
+                f"checkpoint {ckpt} holds policies {state.get('agents')} but this "
+                f"factorization gives {agents}; use the run's factorization or another --out"
+            )
+        algo.restore_from_path(str(ckpt.resolve()))
+        iteration = int(state["iteration"])
+        totals = {k: float(state[k]) for k in totals}
+        metrics_path = run_dir / "metrics.csv"
+        if metrics_path.is_file():
+            old = pd.read_csv(metrics_path)
+            rows = old[old["iteration"] <= iteration].to_dict("records")
+        print(
+            f"resuming from {ckpt.name}: iteration {iteration}, {totals['decisions']:.0f} "
+            "decisions done"
+        )
+    writer = SummaryWriter(str(run_dir / "tb"), purge_step=iteration + 1)
+
+    def state_now() -> dict[str, Any]:
+        return {"iteration": iteration, "agents": agents, **totals}
+
+    bar = tqdm(
+        total=config.timesteps,
+        initial=min(int(totals["decisions"]), config.timesteps),
+        desc=f"train {kind}",
+        unit="decision",
+        dynamic_ncols=True,
+    )
+    try:
+        while totals["decisions"] < config.timesteps:
+            start = time.perf_counter()
+            result = algo.train()
+            elapsed = time.perf_counter() - start
+            iteration += 1
+            row = metrics_row(result, iteration, agents, elapsed, totals)
+            rows.append(row)
+            for key, value in row.items():
+                if key != "iteration" and not (isinstance(value, float) and math.isnan(value)):
+                    writer.add_scalar(key, value, iteration)
+            writer.flush()
+            frame = pd.DataFrame(rows)
+            write_csv(run_dir / "metrics.csv", frame)
+            bar.update(min(int(row["decisions"]), config.timesteps - bar.n))
+            bar.write(
+                f"iter {iteration:4d}  decisions {totals['decisions']:8.0f}  grid2op steps "
+                f"{totals['grid2op_steps']:9.0f}  {row['grid2op_steps_per_s']:7.1f} steps/s  "
+                f"mean survival {row['survival_steps_mean']:7.1f}  episodes "
+                f"{row['episodes']:4.0f}"
+            )
+            if iteration % config.checkpoint_every == 0:
+                _save_checkpoint(algo, run_dir, f"iter_{iteration:06d}", state_now())
+    finally:
+        bar.close()
+        writer.close()
+    _save_checkpoint(algo, run_dir, "final", state_now())
+    if rows:
+        plot_learning_curve(
+            pd.DataFrame(rows), run_dir / "learning_curve.png", f"{kind} PPO, {config.env_name}"
+        )
+    return run_dir

@@ -1,0 +1,155 @@
+"""Decision env and high-level rules on the real rte_case14_realistic test env."""
+
+from __future__ import annotations
+
+import copy
+import warnings
+
+import numpy as np
+import pytest
+
+from gridfactor.agents.cluster import build_agents, centralized_factorization
+from gridfactor.agents.high_level import HighLevelRules
+from gridfactor.errors import UserError
+from gridfactor.factorize.structure import Cluster, Factorization
+
+ENV = "rte_case14_realistic"
+GROUPS = [(0, 1, 4), (2, 3, 5, 6, 7, 8), (9, 10, 11, 12, 13)]
+
+
+def case14_factorization(env, groups=GROUPS, env_name=ENV) -> Factorization:
+    """Hand-written grid factorization: substation groups, lines by origin substation."""
+    or_sub = np.asarray(env.line_or_to_subid)
+    clusters = [
+        Cluster(tuple(int(x) for x in np.flatnonzero(np.isin(or_sub, g))), tuple(g)) for g in groups
+    ]
+    return Factorization(
+        [str(n) for n in env.name_line],
+        [str(n) for n in env.name_sub],
+        clusters,
+        {"env_name": env_name},
+    )
+
+
+@pytest.fixture(scope="module")
+def g2env():
+    from gridfactor.envs.decision import make_grid2op_env
+
+    env = make_grid2op_env(ENV, cache=False)
+    yield env
+    env.close()
+
+
+@pytest.fixture()
+def obs(g2env):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return copy.deepcopy(g2env.reset(seed=0, options={"time serie id": 0}))
+
+
+def test_is_unsafe(obs):
+    rules = HighLevelRules(danger=0.9)
+    obs.rho[:] = 0.5
+    assert not rules.is_unsafe(obs)
+    obs.rho[7] = 0.95
+    assert rules.is_unsafe(obs)
+    assert not HighLevelRules(danger=0.99).is_unsafe(obs)
+
+
+def test_rank_substations_capa(obs):
+    rules = HighLevelRules()
+    obs.rho[:] = 0.1
+    # line 7 joins subs 5 and 10, line 12 joins 9 and 10, line 9 joins 5 and 12
+    obs.rho[7] = 1.2
+    obs.rho[12] = 0.8
+    obs.rho[9] = 0.95
+    order = rules.rank_substations(obs, [1, 5, 9, 10, 12])
+    # subs 5 and 10 both see max 1.2; 10 has mean (1.2 + 0.8) / 2, 5 has a lower mean over
+    # its 5 lines; then 12 (0.95), then 9 (0.8), then 1 (0.1)
+    assert order == [10, 5, 12, 9, 1]
+    assert rules.rank_substations(obs, [1]) == [1]
+
+
+def test_reconnect_action(obs, g2env):
+    rules = HighLevelRules()
+    obs.line_status[:] = True
+    assert rules.reconnect_action(obs, g2env.action_space) is None
+    obs.line_status[[4, 11]] = False
+    obs.time_before_cooldown_line[:] = 0
+    obs.time_before_cooldown_line[4] = 3  # cooling down: not yet
+    action = rules.reconnect_action(obs, g2env.action_space)
+    assert action is not None
+    assert action.line_set_status[11] == 1
+    assert np.count_nonzero(action.line_set_status) == 1
+    # a line under maintenance is not reconnected
+    obs.time_next_maintenance[11] = 0
+    obs.duration_next_maintenance[11] = 5
+    assert rules.reconnect_action(obs, g2env.action_space) is None
+
+
+def test_build_agents(g2env):
+    # cluster 1 holds only sub 7, which has no topology action: no agent
+    fact = case14_factorization(g2env, groups=[(0, 1, 2, 3, 4, 5, 6, 8), (7,)])
+    agents = build_agents(fact, g2env)
+    assert [a.agent_id for a in agents] == ["cluster_0"]
+    assert agents[0].actions[0] == g2env.action_space({})
+    assert set(agents[0].action_subs[1:]) == {0, 1, 2, 3, 4, 5, 6, 8}
+    central = build_agents(centralized_factorization(g2env, ENV), g2env)
+    assert len(central) == 1
+    assert 7 not in central[0].subs and central[0].subs.size == 13
+    assert central[0].n_actions == 1 + sum(
+        len(g2env.action_space.get_all_unitary_topologies_set(g2env.action_space, sub_id=s))
+        for s in range(14)
+    )
+
+
+def test_factorization_env_mismatch(g2env):
+    from gridfactor.envs.decision import DecisionEnv
+
+    fact = case14_factorization(g2env, env_name="l2rpn_case14_sandbox")
+    with pytest.raises(UserError, match="made for env"):
+        DecisionEnv({"env_name": ENV, "factorization": fact.to_dict()})
+
+
+def test_decision_env_api_and_turns(g2env):
+    from ray.rllib.env.multi_agent_env import MultiAgentEnv
+    from ray.rllib.utils.pre_checks.env import check_multiagent_environments
+
+    from gridfactor.envs.decision import DecisionEnv
+
+    fact = case14_factorization(g2env)
+    env = DecisionEnv(
+        {
+            "env_name": ENV,
+            "factorization": fact.to_dict(),
+            "episode_steps": 60,
+            "seed": 3,
+            "chronics": [0],
+        }
+    )
+    assert isinstance(env, MultiAgentEnv)
+    assert env.possible_agents == ["cluster_0", "cluster_1", "cluster_2"]
+    check_multiagent_environments(env)
+    obs, infos = env.reset(seed=5)
+    assert len(obs) == 1  # turn-based: exactly one agent decides
+    rng = np.random.default_rng(0)
+    episodes = 0
+    rewards_total = 0.0
+    while episodes < 3:
+        (aid,) = obs
+        assert env.observation_spaces[aid].contains(obs[aid])
+        assert env.rules.is_unsafe(env.obs)  # agents are only asked when unsafe
+        action = int(rng.integers(env.action_spaces[aid].n))
+        obs, rew, term, trunc, infos = env.step({aid: action})
+        assert set(rew) <= {aid}  # the acting agent gets the credit
+        rewards_total += sum(rew.values())
+        if term["__all__"] or trunc["__all__"]:
+            episodes += 1
+            stats = env.pending_episodes[-1]
+            assert stats["survival_steps"] <= 60
+            assert term["__all__"] != trunc["__all__"]
+            obs, infos = env.reset()
+        else:
+            assert len(obs) == 1
+    assert env.pending_steps > 0
+    env.close()

@@ -1,0 +1,195 @@
+"""gridfactor evaluate / compare on real Grid2Op test envs (rte_case5_example: do-nothing
+fails within ~100 steps on held-out chronic 19, a 100-step episode takes < 1 s)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from gridfactor.errors import UserError
+from gridfactor.evaluate import EvalConfig, evaluate, parse_agent_names
+from gridfactor.parallel import ParallelConfig
+
+ENV = "rte_case5_example"
+GRIDFACTOR = str(Path(sys.executable).with_name("gridfactor"))
+# columns that depend on the machine's speed, not on the seed
+TIMING = ["decision_ms", "wall_s"]
+
+
+def _config(
+    out: Path, agents: tuple[str, ...], workers: int = 1, seed: int = 0, **kw
+) -> EvalConfig:
+    return EvalConfig(
+        env_name=ENV,
+        agents=agents,
+        n_episodes=3,
+        episode_steps=100,
+        seed=seed,
+        out=str(out),
+        parallel=ParallelConfig(workers=workers),
+        progress=False,
+        **kw,
+    )
+
+
+@pytest.fixture(scope="module")
+def baseline_run(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("eval") / "run"
+    return evaluate(_config(out, ("do-nothing", "reconnect", "expert", "random")))
+
+
+def test_baselines_table_sane(baseline_run: Path) -> None:
+    episodes = pd.read_csv(baseline_run / "episodes.csv")
+    table = pd.read_csv(baseline_run / "results.csv")
+    assert list(table["agent"]) == ["do-nothing", "reconnect", "expert", "random"]
+    assert (table["episodes"] == 3).all()
+    assert len(episodes) == 12
+    # metrics in range
+    assert (episodes["survived"] >= 0).all()
+    assert (episodes["survived"] <= episodes["length"]).all()
+    assert (episodes["safe_steps"] + episodes["overload_steps"] <= episodes["survived"]).all()
+    assert (episodes["actions"] <= episodes["length"]).all()
+    assert (episodes["decision_ms"] > 0).all()
+    assert episodes["survival_frac"].between(0, 1).all()
+    assert (episodes["completed"] == (episodes["survived"] == episodes["length"])).all()
+    assert ((table["safe_frac"] >= 0) & (table["safe_frac"] <= 1)).all()
+    # do-nothing never acts; paired scenarios: same chronic and start for every agent
+    dn = episodes[episodes["agent"] == "do-nothing"].set_index("episode")
+    ex = episodes[episodes["agent"] == "expert"].set_index("episode")
+    assert (dn["actions"] == 0).all()
+    assert (dn[["chronic", "start"]] == ex[["chronic", "start"]]).all().all()
+    # the held-out split is gridfactor train's validation chronics of this env
+    assert set(episodes["chronic"]) <= {16, 17, 18, 19}
+    # do-nothing fails somewhere and the expert is never worse and strictly better there
+    assert not dn["completed"].all()
+    assert (dn["survived"] <= ex["survived"]).all()
+    assert ex["survived"].sum() > dn["survived"].sum()
+    assert ex["actions"].sum() > 0
+    md = (baseline_run / "results.md").read_text()
+    assert md.startswith("| agent |") and "expert" in md
+    for plot in ("survival_per_scenario.png", "survival_cdf.png"):
+        assert (baseline_run / "plots" / plot).stat().st_size > 1000
+
+
+def test_same_seed_same_results_in_parallel(baseline_run: Path, tmp_path: Path) -> None:
+    """The seed fixes everything, whether episodes run in-process or on 2 Ray workers."""
+    again = evaluate(_config(tmp_path / "again", ("do-nothing", "random"), workers=2))
+    first = pd.read_csv(baseline_run / "episodes.csv")
+    second = pd.read_csv(again / "episodes.csv")
+    first = first[first["agent"].isin(["do-nothing", "random"])].reset_index(drop=True)
+    pd.testing.assert_frame_equal(first.drop(columns=TIMING), second.drop(columns=TIMING))
+    other = evaluate(_config(tmp_path / "seed1", ("do-nothing",), seed=1))
+    scen0 = pd.read_csv(baseline_run / "scenarios.csv")
+    scen1 = pd.read_csv(other / "scenarios.csv")
+    assert not scen0[["chronic", "start"]].equals(scen1[["chronic", "start"]])
+
+
+def test_resume_skips_finished(tmp_path: Path) -> None:
+    config = _config(tmp_path / "run", ("do-nothing",))
+    out = evaluate(config)
+    files = sorted((out / "episodes" / "do-nothing").glob("*.json"))
+    assert len(files) == 3
+    stamps = {f: f.stat().st_mtime_ns for f in files}
+    files[1].unlink()  # as if the run was interrupted before this episode finished
+    evaluate(config)
+    assert files[1].is_file()
+    assert files[0].stat().st_mtime_ns == stamps[files[0]]
+    assert files[2].stat().st_mtime_ns == stamps[files[2]]
+    assert len(pd.read_csv(out / "episodes.csv")) == 3
+    # a different config in the same directory is refused
+    with pytest.raises(UserError, match="different config"):
+        evaluate(_config(tmp_path / "run", ("do-nothing",), danger=0.8))
+
+
+def test_bad_agent_names() -> None:
+    assert parse_agent_names("expert, do-nothing,expert") == ["expert", "do-nothing"]
+    with pytest.raises(UserError, match="unknown agent 'greedy'"):
+        parse_agent_names("do-nothing,greedy")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--agents", "do-nothing,bogus"], "unknown agent 'bogus'"),
+        (["--run", "/nonexistent/run"], "does not exist"),
+        (["--env", "no_such_env"], "unknown or not-on-disk environment"),
+    ],
+)
+def test_cli_bad_input_exit_2(tmp_path: Path, args: list[str], message: str) -> None:
+    proc = subprocess.run(
+        [GRIDFACTOR, "evaluate", "--workers", "1", "--out", str(tmp_path / "o"), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0]
+
+
+def test_cli_evaluate_prints_table(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [
+            GRIDFACTOR,
+            "evaluate",
+            "--env",
+            ENV,
+            "--agents",
+            "do-nothing",
+            "--n-episodes",
+            "1",
+            "--episode-steps",
+            "20",
+            "--workers",
+            "1",
+            "--out",
+            str(tmp_path / "o"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "do-nothing" in proc.stdout and "decision time (ms)" in proc.stdout
+    config = json.loads((tmp_path / "o" / "config.json").read_text())
+    assert config["env_name"] == ENV and config["episode_steps"] == 20
+
+
+@pytest.mark.slow
+def test_compare_smoke_end_to_end(tmp_path: Path) -> None:
+    """factorize -> train x2 -> evaluate -> report.md, then a re-run resumes (skips all)."""
+    out = tmp_path / "cmp"
+    cmd = [GRIDFACTOR, "compare", "--preset", "smoke", "--workers", "2", "--out", str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = (out / "report.md").read_text()
+    for section in ("## Factorization", "## Learning curves", "## Results on held-out"):
+        assert section in report
+    assert "factorize/grid_clusters.png" in report
+    assert (out / "factorize" / "grid_clusters.png").is_file()
+    table = pd.read_csv(out / "evaluate" / "results.csv")
+    assert set(table["agent"]) == {
+        "do-nothing",
+        "reconnect",
+        "expert",
+        "random",
+        "distributed",
+        "centralized",
+    }
+    assert table["survival_frac"].between(0, 1).all()
+    stages = json.loads((out / "stages.json").read_text())
+    assert all(stages[s]["done"] for s in ("factorize", "distributed", "centralized", "evaluate"))
+    assert (out / "evaluate" / "plots" / "learning_curves.png").is_file()
+    # both agents had the same budget and seed
+    dist = json.loads((out / "distributed" / "config.json").read_text())
+    cent = json.loads((out / "centralized" / "config.json").read_text())
+    assert dist["timesteps"] == cent["timesteps"] and dist["seed"] == cent["seed"]
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert again.stdout.count("skipped") == 4
+    assert (out / "report.md").read_text() == report

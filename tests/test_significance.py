@@ -1,0 +1,110 @@
+"""Significance threshold, permutation null and bootstrap stability."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from gridfactor.envs.synthetic import Block, make_synthetic
+from gridfactor.errors import UserError
+from gridfactor.factorize.recovery import score_recovery
+from gridfactor.factorize.significance import (
+    SignificanceFactorizer,
+    adjust_pvalues,
+    binarize_significance,
+    factorization_from_adjacency,
+    permutation_null,
+    significance_adjacency,
+)
+from gridfactor.factorize.stability import bootstrap_stability
+from gridfactor.parallel import ParallelConfig
+
+IN_PROCESS = ParallelConfig(workers=1)
+# Unequal blocks: the seed's quantile rule merges the 2-target block into a bigger one.
+BLOCKS = (Block((0, 2, 3, 5), (0,)), Block((1, 4), (1, 2)))
+
+
+def _data(generator: str, steps: int = 3000, seed: int = 0):
+    env = make_synthetic(generator, 6, 3, BLOCKS, seed=seed)
+    d = env.rollout(steps, seed=seed)
+    inputs = np.concatenate([d["s"], d["a"]], axis=1).astype(float)
+    return env, d["s_next"].astype(float), inputs
+
+
+@pytest.mark.parametrize("generator", ["copy", "factored"])
+def test_significance_recovers_unequal_blocks(generator):
+    env, targets, inputs = _data(generator)
+    adjacency, pvalues = significance_adjacency(
+        targets, inputs, n_permutations=12, seed=0, k=20, parallel=IN_PROCESS, progress=False
+    )
+    truth = env.ground_truth
+    found = factorization_from_adjacency(adjacency, truth.target_names, truth.input_names)
+    score = score_recovery(found, truth, adjacency, env.relation)
+    assert score.edge_precision == 1.0  # no false edge: the blocks never merge
+    # The target partition is exact; with 3000 steps the factored generator's weakest
+    # action edge may be missed (that action then forms its own cluster).
+    assert [c.targets for c in found.clusters if c.targets] == [c.targets for c in truth.clusters]
+    if generator == "copy":
+        assert score.exact
+    assert pvalues.shape == adjacency.shape
+    assert np.all(pvalues[adjacency] <= 0.01)
+
+
+def test_null_reproducible_and_independent_of_workers():
+    _, targets, inputs = _data("copy", steps=1000)
+    kw = dict(n_permutations=3, k=10, progress=False)
+    a = permutation_null(targets, inputs, seed=5, parallel=IN_PROCESS, **kw)
+    b = permutation_null(targets, inputs, seed=5, parallel=IN_PROCESS, **kw)
+    c = permutation_null(targets, inputs, seed=6, parallel=IN_PROCESS, **kw)
+    assert a.shape == (3, 6, 9)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+    ray_null = permutation_null(targets, inputs, seed=5, parallel=ParallelConfig(workers=2), **kw)
+    np.testing.assert_allclose(ray_null, a, rtol=0, atol=1e-12)
+
+
+def test_min_mi_and_alpha():
+    rng = np.random.default_rng(0)
+    null = rng.chisquare(1, (20, 3, 4)) / 2e4
+    mi = np.full((3, 4), 2e-4)
+    mi[0, 0] = 0.5  # strong
+    mi[1, 1] = 0.004  # significant but small
+    kept = binarize_significance(mi, null)
+    assert kept[0, 0] and kept[1, 1] and kept.sum() == 2
+    kept = binarize_significance(mi, null, min_mi=0.01)
+    assert kept[0, 0] and not kept[1, 1]
+    for alpha in (0.0, 1.0, -0.1, 1.5):
+        with pytest.raises(UserError, match="alpha"):
+            binarize_significance(mi, null, alpha=alpha)
+    with pytest.raises(UserError, match="min-mi"):
+        binarize_significance(mi, null, min_mi=-1)
+
+
+def test_adjust_pvalues():
+    p = np.array([0.01, 0.04, 0.03, np.nan])
+    np.testing.assert_allclose(adjust_pvalues(p, "holm")[:3], [0.03, 0.06, 0.06])
+    np.testing.assert_allclose(adjust_pvalues(p, "bh")[:3], [0.03, 0.04, 0.04])
+    assert np.isnan(adjust_pvalues(p, "bonferroni")[3])
+
+
+def test_bootstrap_stability_clean_structure():
+    env, targets, inputs = _data("copy", steps=1000)
+    truth = env.ground_truth
+    factorize = SignificanceFactorizer(
+        tuple(truth.target_names),
+        tuple(truth.input_names),
+        n_permutations=8,
+        k=10,
+        parallel=IN_PROCESS,
+    )
+    reference, adjacency = factorize(targets, inputs)
+    stability = bootstrap_stability(
+        targets, inputs, factorize, reference, n_bootstrap=2, seed=0, progress=False
+    )
+    assert stability.edge_frequency.shape == (6, 9)
+    assert np.all((stability.edge_frequency >= 0) & (stability.edge_frequency <= 1))
+    assert stability.cluster_frequency == [1.0, 1.0]
+    assert stability.edge_stability(adjacency) == 1.0
+    assert stability.edge_frequency[~env.relation].max() <= 1 / 2
+    saved = stability.to_dict()
+    assert saved["mean_cluster_frequency"] == 1.0 and len(saved["edge_frequency"]) == 6

@@ -1,0 +1,154 @@
+"""Real RLlib PPO training on rte_case14_realistic: tiny batches, one iteration each."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from grid2op.Action import BaseAction
+
+from gridfactor.errors import UserError
+from gridfactor.train.run import TrainConfig, make_split, train
+
+ENV = "rte_case14_realistic"
+TINY = dict(
+    env_name=ENV,
+    train_batch_size=100,
+    minibatch_size=50,
+    num_epochs=1,
+    episode_steps=100,
+    hidden=(32,),
+    checkpoint_every=1,
+)
+
+
+@pytest.fixture(scope="module")
+def ray_session():
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def fact_path(tmp_path_factory):
+    from gridfactor.envs.decision import make_grid2op_env
+    from tests.test_agents import case14_factorization
+
+    env = make_grid2op_env(ENV, cache=False)
+    path = tmp_path_factory.mktemp("fact") / "factorization.json"
+    case14_factorization(env).save(path)
+    env.close()
+    return path
+
+
+def test_split():
+    two = make_split(2, 0.2)
+    assert two["train"]["chronics"] == [0] and two["validation"]["chronics"] == [1]
+    one = make_split(1, 0.25)
+    assert one["kind"] == "time" and one["train"]["start_range"] == [0.0, 0.75]
+
+
+def test_bad_inputs(tmp_path, fact_path):
+    with pytest.raises(UserError, match="timesteps"):
+        train(TrainConfig(factorization_path=str(fact_path), timesteps=0, out=str(tmp_path)))
+    with pytest.raises(UserError, match="not found"):
+        train(TrainConfig(factorization_path=str(tmp_path / "no.json"), out=str(tmp_path)))
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"schema_version": 1, "clusters": []}))
+    with pytest.raises(UserError, match="not a valid factorization"):
+        train(TrainConfig(factorization_path=str(bad), out=str(tmp_path / "o")))
+    other = json.loads(fact_path.read_text())
+    other["meta"]["env_name"] = "l2rpn_case14_sandbox"
+    (tmp_path / "other.json").write_text(json.dumps(other))
+    with pytest.raises(UserError, match="made for env"):
+        train(TrainConfig(factorization_path=str(tmp_path / "other.json"), out=str(tmp_path)))
+    assert not (tmp_path / "config.json").exists()  # nothing written on bad input
+
+
+def test_train_distributed_resume_and_act(tmp_path, fact_path, ray_session):
+    from gridfactor.envs.decision import make_grid2op_env
+    from gridfactor.train.policy import load_trained_agent
+
+    out = tmp_path / "dist"
+    cfg = TrainConfig(factorization_path=str(fact_path), timesteps=100, out=str(out), **TINY)
+    run_dir = train(cfg)
+    for name in (
+        "config.json",
+        "factorization.json",
+        "split.json",
+        "metrics.csv",
+        "learning_curve.png",
+    ):
+        assert (run_dir / name).is_file(), name
+    assert (run_dir / "checkpoints" / "final" / "learner_group").is_dir()
+    metrics = pd.read_csv(run_dir / "metrics.csv")
+    assert len(metrics) == 1
+    assert metrics["decisions_total"].iloc[0] >= 100
+    assert metrics["grid2op_steps"].iloc[0] >= metrics["decisions"].iloc[0]
+    assert list(run_dir.glob("tb/events.*"))
+
+    # resume continues from the checkpoint: one more iteration to the larger budget
+    cfg2 = TrainConfig(
+        factorization_path=str(fact_path), timesteps=200, out=str(out), resume=True, **TINY
+    )
+    train(cfg2)
+    metrics = pd.read_csv(run_dir / "metrics.csv")
+    assert list(metrics["iteration"]) == [1, 2]
+    assert metrics["decisions_total"].iloc[1] >= 200
+    state = json.loads((run_dir / "checkpoints" / "latest.json").read_text())
+    assert state["iteration"] == 2
+
+    # another factorization cannot resume this run
+    other = json.loads(fact_path.read_text())
+    other["clusters"] = other["clusters"][::-1]
+    (tmp_path / "other.json").write_text(json.dumps(other))
+    with pytest.raises(UserError, match="another factorization"):
+        train(
+            TrainConfig(
+                factorization_path=str(tmp_path / "other.json"),
+                timesteps=200,
+                out=str(out),
+                resume=True,
+                **TINY,
+            )
+        )
+
+    agent = load_trained_agent(run_dir)
+    assert agent.name == "distributed" and agent.env_name == ENV and agent.danger == 0.9
+    assert len(agent.factorization.clusters) == 3
+    env = make_grid2op_env(ENV, cache=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        obs = env.reset(seed=0, options={"time serie id": 1})
+        for _ in range(30):
+            action = agent.act(obs, env)
+            assert isinstance(action, BaseAction)
+            obs, _, done, _ = env.step(action)
+            if done:
+                break
+        # an unsafe grid: the CAPA-chosen cluster's greedy action is returned
+        obs.rho[:] = 0.1
+        obs.rho[7] = 1.1
+        aid, index = agent.choose(obs, env)
+        assert aid is not None and 0 <= index < agent._by_id[aid].n_actions
+        action = agent.act(obs, env)
+        assert action in agent._by_id[aid].actions
+        obs.rho[:] = 0.1
+        assert agent.act(obs, env) == env.action_space({})
+    env.close()
+
+
+def test_train_centralized(tmp_path, ray_session):
+    from gridfactor.train.policy import load_trained_agent
+
+    run_dir = train(TrainConfig(centralized=True, timesteps=100, out=str(tmp_path), **TINY))
+    metrics = pd.read_csv(run_dir / "metrics.csv")
+    assert len(metrics) == 1 and np.isfinite(metrics["survival_steps_mean"].iloc[0])
+    agent = load_trained_agent(run_dir)
+    assert agent.name == "centralized"
+    assert list(agent.modules) == ["cluster_0"]
