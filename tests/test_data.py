@@ -11,8 +11,14 @@ def _frame(n=50, seed=0):
     s = rng.integers(0, 2, (n, 2))
     a = rng.integers(0, 2, n)
     return pd.DataFrame(
-        {"s_x": s[:, 0], "s_y": s[:, 1], "a_u": a, "s_next_x": a, "s_next_y": s[:, 1] ^ 1,
-         "episode": 0}
+        {
+            "s_x": s[:, 0],
+            "s_y": s[:, 1],
+            "a_u": a,
+            "s_next_x": a,
+            "s_next_y": s[:, 1] ^ 1,
+            "episode": 0,
+        }
     )
 
 

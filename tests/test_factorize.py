@@ -54,7 +54,9 @@ def test_block_diagonal_matrix_is_recovered_and_reordered():
 
 def test_json_round_trip_and_validation(tmp_path):
     factorization = Factorization(
-        ["l0", "l1", "l2"], ["sub0", "sub1"], [Cluster((0, 2), (1,)), Cluster((1,), (0,))],
+        ["l0", "l1", "l2"],
+        ["sub0", "sub1"],
+        [Cluster((0, 2), (1,)), Cluster((1,), (0,))],
         meta={"env_name": "x"},
     )
     path = tmp_path / "f.json"

@@ -7,12 +7,11 @@ import pytest
 
 from gridfactor.envs.synthetic import Block, make_synthetic
 from gridfactor.errors import UserError
+from gridfactor.factorize.pipeline import Factorizer, ThresholdRule, adjacency_factorization
 from gridfactor.factorize.recovery import score_recovery
 from gridfactor.factorize.significance import (
-    SignificanceFactorizer,
     adjust_pvalues,
     binarize_significance,
-    factorization_from_adjacency,
     permutation_null,
     significance_adjacency,
 )
@@ -38,7 +37,7 @@ def test_significance_recovers_unequal_blocks(generator):
         targets, inputs, n_permutations=12, seed=0, k=20, parallel=IN_PROCESS, progress=False
     )
     truth = env.ground_truth
-    found = factorization_from_adjacency(adjacency, truth.target_names, truth.input_names)
+    found = adjacency_factorization(adjacency, truth.target_names, truth.input_names)
     score = score_recovery(found, truth, adjacency, env.relation)
     assert score.edge_precision == 1.0  # no false edge: the blocks never merge
     # The target partition is exact; with 3000 steps the factored generator's weakest
@@ -88,18 +87,26 @@ def test_adjust_pvalues():
 
 
 def test_bootstrap_stability_clean_structure():
-    env, targets, inputs = _data("copy", steps=1000)
+    env, targets, inputs = _data("copy", steps=4000)
     truth = env.ground_truth
-    factorize = SignificanceFactorizer(
+    factorize = Factorizer(
         tuple(truth.target_names),
         tuple(truth.input_names),
-        n_permutations=8,
-        k=10,
+        ThresholdRule(n_permutations=8),
+        k=20,
         parallel=IN_PROCESS,
     )
     reference, adjacency = factorize(targets, inputs)
     stability = bootstrap_stability(
-        targets, inputs, factorize, reference, n_bootstrap=2, seed=0, progress=False
+        targets,
+        inputs,
+        factorize,
+        reference,
+        n_bootstrap=2,
+        seed=0,
+        progress=False,
+        resample="subsample",
+        fraction=0.5,
     )
     assert stability.edge_frequency.shape == (6, 9)
     assert np.all((stability.edge_frequency >= 0) & (stability.edge_frequency <= 1))

@@ -63,19 +63,49 @@ def test_random_structures_partition_variables():
 
 def test_synthetic_command_recovers_seed_case(cli, tmp_path):
     out = tmp_path / "run"
-    proc = cli("synthetic", "--out", str(out), "--steps", "20000", "--quantiles", "0.7,0.8", "--n-permutations", "10",
-               "--workers", "1")
+    proc = cli(
+        "synthetic",
+        "--out",
+        str(out),
+        "--steps",
+        "20000",
+        "--quantiles",
+        "0.7,0.8",
+        "--n-permutations",
+        "10",
+        "--workers",
+        "1",
+    )
     table = pd.read_csv(out / "recovery.csv")
     assert len(table) == 6
     assert table.loc[table["threshold"] != "quantile 0.80", "exact"].all(), table
-    assert "copy: factorization at quantile 0.7" in proc.stdout
+    assert "copy: significance alpha=0.01:" in proc.stdout
     for generator in ("copy", "factored"):
-        for name in ("factorization.json", "truth.json", "mi.npy", "unbiased_mi.npy",
-                     "mi_heatmap.png", "binarized.png", "blocks.png", "transitions.npz"):
+        for name in (
+            "factorization.json",
+            "truth.json",
+            "mi.npy",
+            "unbiased_mi.npy",
+            "mi_heatmap.png",
+            "binarized.png",
+            "blocks.png",
+            "transitions.npz",
+        ):
             assert (out / generator / name).is_file(), name
     # Same command again: reuses the finished run (resume), same table.
-    cli("synthetic", "--out", str(out), "--steps", "20000", "--quantiles", "0.7,0.8", "--n-permutations", "10",
-        "--workers", "1")
+    cli(
+        "synthetic",
+        "--out",
+        str(out),
+        "--steps",
+        "20000",
+        "--quantiles",
+        "0.7,0.8",
+        "--n-permutations",
+        "10",
+        "--workers",
+        "1",
+    )
     pd.testing.assert_frame_equal(pd.read_csv(out / "recovery.csv"), table)
     # A different config in the same directory is refused, one line.
     assert_user_error(

@@ -115,9 +115,7 @@ def prepare_run_dir(
             ) from None
         if existing != config and not resume:
             changed = sorted(
-                key
-                for key in set(existing) | set(config)
-                if existing.get(key) != config.get(key)
+                key for key in set(existing) | set(config) if existing.get(key) != config.get(key)
             )
             raise UserError(
                 f"run directory {out} holds a run with a different config "

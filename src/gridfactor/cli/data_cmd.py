@@ -27,8 +27,8 @@ from gridfactor.parallel import ParallelConfig
 @app.command("factorize-data")
 def factorize_data(
     file: Path = typer.Argument(
-        ..., help="Transitions: .npz, .csv or .parquet with columns s_<name>, a_<name>, "
-        "s_next_<name>."
+        ...,
+        help="Transitions: .npz, .csv or .parquet with columns s_<name>, a_<name>, s_next_<name>.",
     ),
     out: Path = typer.Option(None, "--out", help="Run directory (default runs/<file stem>)."),
     threshold: str = THRESHOLD,
@@ -44,7 +44,7 @@ def factorize_data(
     resume: bool = RESUME,
     overwrite: bool = OVERWRITE,
 ) -> None:
-    """Estimate the shuffle-corrected MI matrix s' x [s, a] and cluster it."""
+    """Estimate the shuffle-corrected MI of next state vs (state, action) and cluster it."""
     from dataclasses import asdict
 
     from gridfactor.factorize.data import load_transitions

@@ -8,7 +8,17 @@ from pathlib import Path
 
 import typer
 
-from gridfactor.cli.main import OVERWRITE, RAY_ADDRESS, RESUME, SEED, WORKERS, app
+from gridfactor.cli.main import (
+    ALPHA,
+    MIN_MI,
+    OVERWRITE,
+    RAY_ADDRESS,
+    RESUME,
+    SEED,
+    THRESHOLD,
+    WORKERS,
+    app,
+)
 from gridfactor.parallel import ParallelConfig
 
 ENV = typer.Option("l2rpn_case14_sandbox", "--env", help="Grid2Op env (offline test envs).")
@@ -21,11 +31,28 @@ MIN_ELEMENTS = typer.Option(
     4, "--min-elements", help="Act on substations with at least this many elements."
 )
 N_SAMPLES = typer.Option(50_000, "--n-samples", help="Max transitions per substation for MI.")
-QUANTILE = typer.Option(0.7, "--quantile", help="Per-substation MI quantile threshold.")
+QUANTILE = typer.Option(0.7, "--quantile", help="Quantile rule: per-substation quantile.")
+N_PERMUTATIONS = typer.Option(
+    10, "--n-permutations", help="Significance rule: null replicates per substation."
+)
 K = typer.Option(None, "--k", help="KSG neighbours (default: the estimator's default).")
 
 
-def _config(env, n_episodes, n_samples, seed, quantile, max_steps, explore, min_elements, k):
+def _config(
+    env,
+    n_episodes,
+    n_samples,
+    seed,
+    quantile,
+    max_steps,
+    explore,
+    min_elements,
+    k,
+    threshold,
+    alpha,
+    n_permutations,
+    min_mi,
+):
     from gridfactor.factorize.grid import GridFactorizeConfig
 
     return GridFactorizeConfig(
@@ -34,6 +61,10 @@ def _config(env, n_episodes, n_samples, seed, quantile, max_steps, explore, min_
         n_samples=n_samples,
         seed=seed,
         quantile=quantile,
+        threshold=threshold,
+        alpha=alpha,
+        n_permutations=n_permutations,
+        min_mi=min_mi,
         max_steps=max_steps,
         explore=explore,
         min_elements=min_elements,
@@ -47,9 +78,23 @@ def _print_result(result) -> None:
         f"dataset: {info['n_rows']} transitions, mean episode length "
         f"{info['mean_episode_length']:.1f} steps"
     )
-    typer.echo(f"{len(result.factorization.clusters)} clusters (lines <- substations):")
-    for line in result.factorization.describe():
-        typer.echo(f"  {line}")
+    shown = [result.factorization]
+    if result.quantile_factorization is not None:
+        shown.append(result.quantile_factorization)
+    for factorization in shown:
+        meta = factorization.meta
+        rule = (
+            f"significance, alpha={meta['alpha']:g}"
+            if meta["threshold"] == "significance"
+            else f"quantile {meta['quantile']:g}"
+        )
+        typer.echo(
+            f"{rule}: {len(factorization.clusters)} clusters (lines <- substations; "
+            "substations not acted on are left alone):"
+        )
+        for line in factorization.describe():
+            if "<- inputs []" not in line and "targets []" not in line:
+                typer.echo(f"  {line}")
 
 
 @app.command("collect")
@@ -109,7 +154,11 @@ def factorize_cmd(
     env: str = ENV,
     n_episodes: int = N_EPISODES,
     n_samples: int = N_SAMPLES,
+    threshold: str = THRESHOLD,
     quantile: float = QUANTILE,
+    alpha: float = ALPHA,
+    n_permutations: int = N_PERMUTATIONS,
+    min_mi: float = MIN_MI,
     max_steps: int = MAX_STEPS,
     explore: float = EXPLORE,
     min_elements: int = MIN_ELEMENTS,
@@ -126,7 +175,19 @@ def factorize_cmd(
     from gridfactor.factorize.grid import factorize_grid
 
     config = _config(
-        env, n_episodes, n_samples, seed, quantile, max_steps, explore, min_elements, k
+        env,
+        n_episodes,
+        n_samples,
+        seed,
+        quantile,
+        max_steps,
+        explore,
+        min_elements,
+        k,
+        threshold,
+        alpha,
+        n_permutations,
+        min_mi,
     )
     start = time.perf_counter()
     result = factorize_grid(
@@ -146,7 +207,11 @@ def factorize_stability_cmd(
     env: str = ENV,
     n_episodes: int = N_EPISODES,
     n_samples: int = N_SAMPLES,
+    threshold: str = THRESHOLD,
     quantile: float = QUANTILE,
+    alpha: float = ALPHA,
+    n_permutations: int = N_PERMUTATIONS,
+    min_mi: float = MIN_MI,
     max_steps: int = MAX_STEPS,
     explore: float = EXPLORE,
     min_elements: int = MIN_ELEMENTS,
@@ -166,7 +231,19 @@ def factorize_stability_cmd(
     from gridfactor.factorize.grid import stability
 
     config = _config(
-        env, n_episodes, n_samples, seed, quantile, max_steps, explore, min_elements, k
+        env,
+        n_episodes,
+        n_samples,
+        seed,
+        quantile,
+        max_steps,
+        explore,
+        min_elements,
+        k,
+        threshold,
+        alpha,
+        n_permutations,
+        min_mi,
     )
     seeds = [seed + i for i in range(stability_seeds)]
     runs, ari = stability(

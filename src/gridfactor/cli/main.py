@@ -32,7 +32,8 @@ SEED = typer.Option(0, "--seed", help="Random seed: same seed, same results.")
 RESUME = typer.Option(False, "--resume", help="Continue the run in --out.")
 OVERWRITE = typer.Option(False, "--overwrite", help="Delete --out and start afresh.")
 THRESHOLD = typer.Option(
-    "significance", "--threshold",
+    "significance",
+    "--threshold",
     help="Edge rule: significance (permutation test, default) or quantile (the seed's).",
 )
 QUANTILE = typer.Option(0.7, "--quantile", help="Quantile rule: per-input quantile.")
@@ -49,8 +50,8 @@ N_BOOTSTRAP = typer.Option(
 def _register_commands() -> None:
     # Imported for their side effect: each module adds its commands to `app`.
     from gridfactor.cli import (  # noqa: F401
-        evaluate_cmd,
         data_cmd,
+        evaluate_cmd,
         grid_cmd,
         synthetic_cmd,
         train_cmd,

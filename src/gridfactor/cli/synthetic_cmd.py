@@ -42,7 +42,8 @@ def synthetic(
     n_permutations: int = N_PERMUTATIONS,
     min_mi: float = MIN_MI,
     quantiles: str = typer.Option(
-        "0.70:0.94:0.02", "--quantiles",
+        "0.70:0.94:0.02",
+        "--quantiles",
         help="Seed's rule at these quantiles, side by side: '0.7,0.8' or 'start:stop:step'.",
     ),
     n_bootstrap: int = N_BOOTSTRAP,

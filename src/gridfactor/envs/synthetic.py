@@ -90,9 +90,7 @@ def _check_blocks(n_state: int, n_action: int, blocks: Sequence[Block]) -> None:
     states = sorted(s for b in blocks for s in b.states)
     actions = sorted(a for b in blocks for a in b.actions)
     if states != list(range(n_state)) or actions != list(range(n_action)):
-        raise UserError(
-            "blocks must partition the state and action variables exactly once each"
-        )
+        raise UserError("blocks must partition the state and action variables exactly once each")
 
 
 class _FactoredBase(gym.Env):
@@ -229,21 +227,46 @@ class CopyMDP(_FactoredBase):
 
 
 class FactoredMDP(_FactoredBase):
-    """Per block, a random conditional table P(s'_B | s_B, a_B) ~ Dirichlet(concentration).
+    """Per block, a random conditional table P(s'_B | s_B, a_B); the joint transition is the
+    product over blocks.
 
-    A small concentration makes each conditional distribution peaked, i.e. a strong,
-    detectable dependence of the block's next state on its own state and actions.
+    Each row of a block's table is ``randomness * Dirichlet(concentration) + (1 -
+    randomness) * onehot(m(condition))`` where ``m`` sets every next-state variable of the
+    block to a level (d equally frequent levels) of a random positive weighted sum of the
+    block's inputs.
+    ``randomness=1`` (default) is the seed's purely random table. Why the other part: a
+    purely random table over many inputs behaves like a random (XOR-like) function, whose
+    dependence on any *single* input is tiny (pairwise MI ~1e-4 nats for a block of 7
+    ternary inputs), so no pairwise-MI method can see the block; the monotone part gives
+    each input a pairwise footprint, as physical couplings usually do.
     """
 
-    def __init__(self, *args: Any, concentration: float = 0.2, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, concentration: float = 0.2, randomness: float = 1.0, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
+        if not 0.0 <= randomness <= 1.0:
+            raise UserError(f"randomness {randomness} is outside [0, 1]")
         d = self.n_values
         table_rng = np.random.default_rng(self._rng.integers(2**63))
         self._tables = []
         for block in self.blocks:
-            n_conditions = d ** (len(block.states) + len(block.actions))
+            n_inputs = len(block.states) + len(block.actions)
+            n_conditions = d**n_inputs
             n_outcomes = d ** len(block.states)
             table = table_rng.dirichlet(np.full(n_outcomes, concentration), n_conditions)
+            if randomness < 1.0:
+                weights = table_rng.uniform(0.5, 1.5, (len(block.states), n_inputs))
+                # Digits of every condition index = the block's input values, first = most
+                # significant (same encoding as _transition).
+                digits = (np.arange(n_conditions)[:, None] // d ** np.arange(n_inputs)[::-1]) % d
+                # Weighted sums cut into d equally frequent levels (max entropy next state).
+                sums = digits @ weights.T
+                ranks = sums.argsort(axis=0, kind="stable").argsort(axis=0, kind="stable")
+                levels = ranks * d // n_conditions
+                outcome = levels @ (d ** np.arange(len(block.states))[::-1])
+                table = randomness * table
+                table[np.arange(n_conditions), outcome] += 1.0 - randomness
             self._tables.append(np.cumsum(table, axis=1))
 
     def _transition(self, state, action, rng):
@@ -273,9 +296,12 @@ def make_synthetic(
     n_values: int = 2,
     noise: float = 0.0,
     seed: int = 0,
+    **options: Any,
 ) -> _FactoredBase:
-    """Build a synthetic MDP by generator name ('copy' or 'factored')."""
+    """Build a synthetic MDP by generator name ('copy' or 'factored'); ``options`` go to
+    the generator (e.g. ``randomness`` of 'factored')."""
     if generator not in GENERATORS:
         raise UserError(f"unknown generator {generator!r}; use one of {', '.join(GENERATORS)}")
-    return GENERATORS[generator](n_state, n_action, blocks, n_values=n_values, noise=noise,
-                                 seed=seed)
+    return GENERATORS[generator](
+        n_state, n_action, blocks, n_values=n_values, noise=noise, seed=seed, **options
+    )

@@ -66,17 +66,17 @@ class Preset:
 
 
 PRESETS: dict[str, Preset] = {
-    # A few minutes on 2 cores (used in CI): a tiny collection, ~3k decisions, 4 eval days.
+    # A few minutes on 2 cores (used in CI): a tiny collection, 1k decisions, 3 eval days.
     "smoke": Preset(
         factorize_episodes=4,
         factorize_samples=400,
         factorize_max_steps=50,
-        timesteps=3000,
-        train_batch_size=500,
-        minibatch_size=128,
+        timesteps=1000,
+        train_batch_size=250,
+        minibatch_size=64,
         num_epochs=3,
         train_episode_steps=288,
-        eval_episodes=4,
+        eval_episodes=3,
         eval_steps=288,
     ),
     # The seed paper's settings: 1000 episodes / 50000 samples per substation for the

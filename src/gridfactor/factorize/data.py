@@ -113,9 +113,11 @@ def transitions_from_frame(frame: pd.DataFrame, source: str = "data") -> Transit
         )
     if not action_names:
         raise UserError(f"{source} has no action columns; name them a_<name>")
-    columns = [f"s_{n}" for n in next_names] + [f"a_{n}" for n in action_names] + [
-        f"s_next_{n}" for n in next_names
-    ]
+    columns = (
+        [f"s_{n}" for n in next_names]
+        + [f"a_{n}" for n in action_names]
+        + [f"s_next_{n}" for n in next_names]
+    )
     for column in columns:
         if not pd.api.types.is_numeric_dtype(frame[column]):
             raise UserError(

@@ -24,10 +24,11 @@ import numpy as np
 
 from gridfactor.collect.grid2op_collect import CollectConfig, collect, load_dataset
 from gridfactor.errors import UserError
-from gridfactor.factorize.pipeline import factorize_matrix
+from gridfactor.factorize.pipeline import ThresholdRule, adjacency_factorization
 from gridfactor.factorize.plots import plot_factorization
+from gridfactor.factorize.significance import permutation_null, significance_test
 from gridfactor.factorize.structure import Factorization
-from gridfactor.factorize.threshold import check_quantile
+from gridfactor.factorize.threshold import binarize_quantile, check_quantile
 from gridfactor.parallel import ParallelConfig
 from gridfactor.runs import atomic_write, prepare_run_dir, save_figure, save_npy, write_json
 
@@ -41,6 +42,10 @@ class GridFactorizeConfig:
 
     n_episodes: collected episodes *per selected substation*.
     n_samples: at most this many transitions of a substation's episodes feed its column.
+    threshold: ``significance`` (default: permutation test per (line, substation) pair,
+        Holm across the matrix at ``alpha``, see :mod:`gridfactor.factorize.significance`)
+        or ``quantile`` (the seed's rule). The quantile rule's clusters are always saved
+        too (``factorization_quantile.json``), side by side.
     quantile: per-substation (column) quantile threshold of the bias-corrected MI.
     k: KSG neighbours (None = the estimator's default for the sample size).
     """
@@ -50,6 +55,10 @@ class GridFactorizeConfig:
     n_samples: int = 50_000
     seed: int = 0
     quantile: float = 0.7
+    threshold: str = "significance"
+    alpha: float = 0.01
+    n_permutations: int = 10
+    min_mi: float = 0.0
     max_steps: int = 100
     explore: float = 1.0
     min_elements: int = 4
@@ -74,7 +83,14 @@ class GridFactorizeConfig:
         if self.k is not None and self.k <= 0:
             raise UserError(f"--k must be > 0, got {self.k}; omit it for the default")
         check_quantile(self.quantile)
+        _ = self.rule  # validates the threshold settings
         return self
+
+    @property
+    def rule(self) -> ThresholdRule:
+        return ThresholdRule(
+            self.threshold, self.quantile, self.alpha, self.n_permutations, self.min_mi
+        )
 
 
 @dataclass
@@ -87,6 +103,7 @@ class GridFactorization:
     unbiased: np.ndarray
     adjacency: np.ndarray
     out_dir: Path
+    quantile_factorization: Factorization | None = None
     files: list[Path] = field(default_factory=list)
     dataset_info: dict[str, Any] = field(default_factory=dict)
 
@@ -125,10 +142,11 @@ def grid_mi(
     *,
     parallel: ParallelConfig | None = None,
     progress: bool = True,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(mi, shuffled, unbiased), each (n_line, n_sub); zero columns for unselected subs.
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """(mi, shuffled, unbiased), each (n_line, n_sub), zero columns for unselected subs,
+    and for the significance rule the permutation null (R, n_line, n_sub) (else None).
 
-    Each substation's column is saved in ``out_dir/mi_parts`` when done, so an interrupted
+    Each substation's columns are saved in ``out_dir/mi_parts`` when done, so an interrupted
     run resumes from the next substation.
     """
     from gridfactor.mi import unbiased_mi_matrix
@@ -137,6 +155,8 @@ def grid_mi(
     line_names, sub_names = list(sidecar["line_names"]), list(sidecar["sub_names"])
     shape = (len(line_names), len(sub_names))
     mi, shuffled, unbiased = (np.zeros(shape) for _ in range(3))
+    significance = config.threshold == "significance"
+    null = np.zeros((config.n_permutations, *shape)) if significance else None
     parts = Path(out_dir) / MI_PARTS_DIR
     selected = list(sidecar["selected_substations"])
     for number, sub_id in enumerate(selected):
@@ -144,6 +164,7 @@ def grid_mi(
         if part.is_file():
             with np.load(part) as saved:
                 columns = (saved["mi"], saved["shuffled"], saved["unbiased"])
+                null_column = saved["null"] if significance else None
         else:
             targets, inputs = substation_samples(
                 frame, sub_id, line_names, sub_names, config.n_samples, config.seed
@@ -159,13 +180,47 @@ def grid_mi(
                 targets, inputs, seed=seed, k=config.k, parallel=parallel, progress=progress
             )
             columns = (result.mi[:, 0], result.shuffled[:, 0], result.unbiased[:, 0])
+            extra = {}
+            null_column = None
+            if significance:
+                null_column = permutation_null(
+                    targets,
+                    inputs,
+                    n_permutations=config.n_permutations,
+                    seed=int(_sub_stream(config.seed, sub_id, 2).generate_state(1)[0]),
+                    k=config.k,
+                    parallel=parallel,
+                    progress=False,
+                )[:, :, 0]
+                extra["null"] = null_column
             buffer = io.BytesIO()
-            np.savez(buffer, mi=columns[0], shuffled=columns[1], unbiased=columns[2])
+            np.savez(buffer, mi=columns[0], shuffled=columns[1], unbiased=columns[2], **extra)
             with atomic_write(part, "wb") as fh:
                 fh.write(buffer.getvalue())
         for matrix, column in zip((mi, shuffled, unbiased), columns, strict=True):
             matrix[:, sub_id] = column
-    return mi, shuffled, unbiased
+        if null is not None:
+            null[:, :, sub_id] = null_column
+    return mi, shuffled, unbiased, null
+
+
+def grid_adjacency(
+    config: GridFactorizeConfig,
+    mi: np.ndarray,
+    unbiased: np.ndarray,
+    null: np.ndarray | None,
+    selected: list[int],
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Edges (n_line, n_sub) kept by the config's rule, and the Holm-adjusted p-values
+    (significance rule only; only the selected substations' pairs are tested)."""
+    if config.threshold == "quantile":
+        return binarize_quantile(unbiased, config.quantile), None
+    tested = np.zeros(mi.shape, dtype=bool)
+    tested[:, selected] = True
+    test = significance_test(
+        np.where(tested, mi, np.nan), null, alpha=config.alpha, min_mi=config.min_mi
+    )
+    return test.adjacency & tested, test.adjusted
 
 
 def plot_grid_clusters(
@@ -277,7 +332,7 @@ def factorize_grid(
         config = GridFactorizeConfig(**{k: v for k, v in saved.items() if k in known})
     collect(config.collect_config(), out_dir, parallel=parallel, progress=progress)
     frame, sidecar = load_dataset(out_dir)
-    mi, shuffled, unbiased = grid_mi(
+    mi, shuffled, unbiased, null = grid_mi(
         frame, sidecar, config, out_dir, parallel=parallel, progress=progress
     )
     files = []
@@ -289,29 +344,44 @@ def factorize_grid(
         save_npy(out_dir / name, matrix)
         files.append(out_dir / name)
     lengths = frame.groupby(["substation", "episode"]).size().groupby("substation").mean()
-    factorization, adjacency = factorize_matrix(
-        unbiased,
-        sidecar["line_names"],
-        sidecar["sub_names"],
-        quantile=config.quantile,
-        meta={
-            "kind": "grid",
-            "env_name": config.env_name,
-            "seed": config.seed,
-            "n_samples": config.n_samples,
-            "n_episodes_per_substation": config.n_episodes,
-            "max_steps": config.max_steps,
-            "explore": config.explore,
-            "min_elements": config.min_elements,
-            "k": config.k,
-            "selected_substations": sidecar["selected_substations"],
-            "samples_per_substation": {
-                str(s): int(min(config.n_samples, (frame["substation"] == s).sum()))
-                for s in sidecar["selected_substations"]
-            },
-            "versions": sidecar["versions"],
-        },
+    adjacency, pvalues = grid_adjacency(
+        config, mi, unbiased, null, list(sidecar["selected_substations"])
     )
+    if pvalues is not None:
+        save_npy(out_dir / "pvalues_adjusted.npy", pvalues)
+        files.append(out_dir / "pvalues_adjusted.npy")
+    meta = {
+        "kind": "grid",
+        "env_name": config.env_name,
+        "seed": config.seed,
+        "n_samples": config.n_samples,
+        "n_episodes_per_substation": config.n_episodes,
+        "max_steps": config.max_steps,
+        "explore": config.explore,
+        "min_elements": config.min_elements,
+        "k": config.k,
+        "selected_substations": sidecar["selected_substations"],
+        "samples_per_substation": {
+            str(s): int(min(config.n_samples, (frame["substation"] == s).sum()))
+            for s in sidecar["selected_substations"]
+        },
+        "versions": sidecar["versions"],
+    }
+    factorization = adjacency_factorization(
+        adjacency, sidecar["line_names"], sidecar["sub_names"], {**config.rule.describe(), **meta}
+    )
+    quantile_factorization = None
+    if config.threshold != "quantile":
+        # The seed's rule, side by side, for comparison.
+        quantile_rule = ThresholdRule("quantile", config.quantile)
+        quantile_factorization = adjacency_factorization(
+            binarize_quantile(unbiased, config.quantile),
+            sidecar["line_names"],
+            sidecar["sub_names"],
+            {**quantile_rule.describe(), **meta},
+        )
+        quantile_factorization.save(out_dir / "factorization_quantile.json")
+        files.append(out_dir / "factorization_quantile.json")
     factorization.save(out_dir / "factorization.json")
     files.append(out_dir / "factorization.json")
     files += plot_factorization(
@@ -330,6 +400,7 @@ def factorize_grid(
         unbiased=unbiased,
         adjacency=adjacency,
         out_dir=out_dir,
+        quantile_factorization=quantile_factorization,
         files=files,
         dataset_info={
             "n_rows": sidecar["n_rows"],

@@ -86,8 +86,10 @@ def factorize_matrix(
     """
     adjacency = binarize_quantile(matrix, quantile)
     return adjacency_factorization(
-        adjacency, target_names, input_names, {"threshold": "quantile", "quantile": quantile,
-                                               **(meta or {})}
+        adjacency,
+        target_names,
+        input_names,
+        {"threshold": "quantile", "quantile": quantile, **(meta or {})},
     ), adjacency
 
 
@@ -152,16 +154,26 @@ class Factorizer:
     pairs: np.ndarray | None = None
     parallel: ParallelConfig = ParallelConfig()
 
-    def __call__(
-        self, targets: np.ndarray, inputs: np.ndarray
-    ) -> tuple[Factorization, np.ndarray]:
+    def __call__(self, targets: np.ndarray, inputs: np.ndarray) -> tuple[Factorization, np.ndarray]:
         mi = unbiased_mi_matrix(
-            targets, inputs, seed=self.seed, k=self.k, pairs=self.pairs,
-            parallel=self.parallel, progress=False,
+            targets,
+            inputs,
+            seed=self.seed,
+            k=self.k,
+            pairs=self.pairs,
+            parallel=self.parallel,
+            progress=False,
         )
         adjacency, _ = threshold_adjacency(
-            self.rule, targets, inputs, mi, seed=self.seed, k=self.k, pairs=self.pairs,
-            parallel=self.parallel, progress=False,
+            self.rule,
+            targets,
+            inputs,
+            mi,
+            seed=self.seed,
+            k=self.k,
+            pairs=self.pairs,
+            parallel=self.parallel,
+            progress=False,
         )
         return adjacency_factorization(
             adjacency, self.target_names, self.input_names, asdict(self.rule)

@@ -96,7 +96,13 @@ def factorize_arrays(
     """
     out_dir = Path(out_dir)
     mi = cached_unbiased_mi(
-        targets, inputs, out_dir, seed=seed, k=k, pairs=pairs, parallel=parallel,
+        targets,
+        inputs,
+        out_dir,
+        seed=seed,
+        k=k,
+        pairs=pairs,
+        parallel=parallel,
         progress=progress,
     )
     meta = {"seed": seed, "k": k, "n_samples": int(targets.shape[0]), **(meta or {})}
@@ -108,8 +114,16 @@ def factorize_arrays(
     results = []
     for number, current in enumerate(rules):
         adjacency, extras = threshold_adjacency(
-            current, targets, inputs, mi, seed=seed, k=k, pairs=pairs, parallel=parallel,
-            progress=progress, cache_dir=out_dir,
+            current,
+            targets,
+            inputs,
+            mi,
+            seed=seed,
+            k=k,
+            pairs=pairs,
+            parallel=parallel,
+            progress=progress,
+            cache_dir=out_dir,
         )
         factorization = adjacency_factorization(
             adjacency, target_names, input_names, {**current.describe(), **meta}
@@ -120,17 +134,27 @@ def factorize_arrays(
                 save_npy(out_dir / name, matrix)
             if n_bootstrap > 0:
                 stability = bootstrap_stability(
-                    targets, inputs,
-                    Factorizer(tuple(target_names), tuple(input_names), current, seed, k,
-                               pairs, parallel),
-                    factorization, n_bootstrap=n_bootstrap, seed=seed, resample="subsample",
-                    fraction=STABILITY_FRACTION, progress=progress,
+                    targets,
+                    inputs,
+                    Factorizer(
+                        tuple(target_names), tuple(input_names), current, seed, k, pairs, parallel
+                    ),
+                    factorization,
+                    n_bootstrap=n_bootstrap,
+                    seed=seed,
+                    resample="subsample",
+                    fraction=STABILITY_FRACTION,
+                    progress=progress,
                 )
                 factorization.meta["stability"] = stability.to_dict()
             factorization.save(out_dir / "factorization.json")
             plot_factorization(
-                mi.unbiased, adjacency, factorization, out_dir,
-                row_label=plot_labels[0], col_label=plot_labels[1],
+                mi.unbiased,
+                adjacency,
+                factorization,
+                out_dir,
+                row_label=plot_labels[0],
+                col_label=plot_labels[1],
             )
         else:
             factorization.save(out_dir / f"factorization_q{current.quantile:.2f}.json")
@@ -143,8 +167,12 @@ def factorize_transitions(
 ) -> tuple[MIResult, list[FactorizationResult]]:
     """:func:`factorize_arrays` on s' x [s, a] of ``transitions``."""
     return factorize_arrays(
-        transitions.targets, transitions.inputs, transitions.target_names,
-        transitions.input_names, out_dir, **kwargs,
+        transitions.targets,
+        transitions.inputs,
+        transitions.target_names,
+        transitions.input_names,
+        out_dir,
+        **kwargs,
     )
 
 

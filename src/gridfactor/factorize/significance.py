@@ -62,15 +62,13 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from scipy import stats
 
 from gridfactor.errors import UserError
-from gridfactor.factorize.structure import Factorization, clusters_from_adjacency
 from gridfactor.parallel import ParallelConfig
 from gridfactor.runs import save_npy
 
@@ -409,67 +407,3 @@ def significance_adjacency(
         mi, null, alpha=alpha, correction=correction, min_mi=min_mi, tail=tail
     )
     return result.adjacency, result.adjusted
-
-
-@dataclass(frozen=True)
-class SignificanceFactorizer:
-    """Picklable ``(targets, inputs) -> (Factorization, adjacency)`` with the significance
-    rule, e.g. for :func:`gridfactor.factorize.stability.bootstrap_stability`."""
-
-    target_names: tuple[str, ...]
-    input_names: tuple[str, ...]
-    alpha: float = DEFAULT_ALPHA
-    n_permutations: int = DEFAULT_N_PERMUTATIONS
-    min_mi: float = 0.0
-    correction: str = "holm"
-    seed: int = 0
-    k: int | None = None
-    parallel: ParallelConfig = ParallelConfig()
-    progress: bool = False
-    meta: dict[str, Any] = field(default_factory=dict)
-
-    def __call__(self, targets: np.ndarray, inputs: np.ndarray) -> tuple[Factorization, np.ndarray]:
-        adjacency, _ = significance_adjacency(
-            targets,
-            inputs,
-            alpha=self.alpha,
-            n_permutations=self.n_permutations,
-            min_mi=self.min_mi,
-            correction=self.correction,
-            seed=self.seed,
-            k=self.k,
-            parallel=self.parallel,
-            progress=self.progress,
-        )
-        return factorization_from_adjacency(
-            adjacency, self.target_names, self.input_names, meta=self.describe() | self.meta
-        ), adjacency
-
-    def describe(self) -> dict[str, Any]:
-        """Settings for the factorization's meta."""
-        return {
-            "threshold": "significance",
-            "alpha": self.alpha,
-            "correction": self.correction,
-            "n_permutations": self.n_permutations,
-            "min_mi": self.min_mi,
-            "seed": self.seed,
-            "k": self.k,
-            "null_scheme": "shift",
-            "tail": "pooled",
-        }
-
-
-def factorization_from_adjacency(
-    adjacency: np.ndarray,
-    target_names: Sequence[str],
-    input_names: Sequence[str],
-    meta: dict[str, Any] | None = None,
-) -> Factorization:
-    """Connected components of a bool (n_t, n_i) adjacency as a Factorization."""
-    return Factorization(
-        target_names=list(target_names),
-        input_names=list(input_names),
-        clusters=clusters_from_adjacency(adjacency),
-        meta=dict(meta or {}),
-    )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -180,8 +180,10 @@ def clusters_from_adjacency(adjacency: np.ndarray) -> list[Cluster]:
     adjacency = np.asarray(adjacency, dtype=bool)
     n_t, n_i = adjacency.shape
     a = csr_matrix(adjacency.astype(np.int8))
-    graph = bmat([[None, a], [a.T, None]], format="csr") if n_t and n_i else csr_matrix(
-        (n_t + n_i, n_t + n_i), dtype=np.int8
+    graph = (
+        bmat([[None, a], [a.T, None]], format="csr")
+        if n_t and n_i
+        else csr_matrix((n_t + n_i, n_t + n_i), dtype=np.int8)
     )
     _, labels = connected_components(graph, directed=False)
     groups: dict[int, tuple[list[int], list[int]]] = {}

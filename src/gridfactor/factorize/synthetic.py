@@ -13,8 +13,8 @@ import pandas as pd
 from gridfactor.envs.synthetic import SEED_BLOCKS, Block, make_synthetic, random_blocks
 from gridfactor.errors import UserError
 from gridfactor.factorize.data import Transitions
-from gridfactor.factorize.recovery import score_recovery
 from gridfactor.factorize.pipeline import ThresholdRule
+from gridfactor.factorize.recovery import score_recovery
 from gridfactor.factorize.run import factorize_transitions
 from gridfactor.parallel import ParallelConfig
 from gridfactor.runs import atomic_write, prepare_run_dir, write_csv
@@ -98,8 +98,7 @@ def run_synthetic(
         )
         for result in results:
             factorization = result.factorization
-            score = score_recovery(factorization, env.ground_truth, result.adjacency,
-                                   env.relation)
+            score = score_recovery(factorization, env.ground_truth, result.adjacency, env.relation)
             rows.append(
                 {
                     "generator": generator,

@@ -504,8 +504,16 @@ def joint_knn_radius(x: np.ndarray, y: np.ndarray, k: int) -> np.ndarray:
     return _unique_radius(ux, uy, uw, k)[inverse]
 
 
+# The same kernel without threads: for few distinct points (discrete data) starting the
+# thread pool costs more than the whole computation.
+_joint_radius_serial = njit(cache=True)(_joint_radius.py_func)
+_SERIAL_BELOW = 4096
+
+
 def _unique_radius(ux: np.ndarray, uy: np.ndarray, uw: np.ndarray, k: int) -> np.ndarray:
     m = ux.shape[0]
+    if m < _SERIAL_BELOW:
+        return _joint_radius_serial(ux, uy, uw, k, _cell_size(m), 1)
     nchunks = max(1, min(m, 16 * numba.get_num_threads()))
     return _joint_radius(ux, uy, uw, k, _cell_size(m), nchunks)
 
@@ -521,4 +529,5 @@ def mixed_ksg_mi(x: np.ndarray, y: np.ndarray, k: int | None = None) -> float:
     nx = _count_within(np.sort(x), ux, rho)
     ny = _count_within(np.sort(y), uy, rho)
     kk = np.where(rho == 0, uw, k)
-    return float(np.mean(_mi_terms(kk, nx, ny, n)[inverse]))
+    # Every copy of a distinct point has the same terms: a weighted mean over distinct points.
+    return float(np.dot(_mi_terms(kk, nx, ny, n), uw) / n)

@@ -34,6 +34,7 @@ import numpy as np
 
 from gridfactor.errors import UserError
 from gridfactor.factorize.structure import Factorization
+from gridfactor.parallel import ParallelConfig, init_ray
 from gridfactor.runs import prepare_run_dir, save_figure, write_csv, write_json
 
 CHECKPOINTS = "checkpoints"
@@ -300,13 +301,7 @@ def _init_ray(address: str | None) -> bool:
     if ray.is_initialized():
         return False
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
-    ray.init(
-        address=address,
-        include_dashboard=False,
-        log_to_driver=False,
-        logging_level="ERROR",
-        configure_logging=True,
-    )
+    init_ray(ParallelConfig(workers=None, ray_address=address))
     return True
 
 
