@@ -1,5 +1,6 @@
 # Two commands on a fresh machine: `make demo` (set up + run the default job), `make test`.
 PYTHON ?= python3
+PYTEST_ARGS ?= -m "not slow"
 VENV ?= .venv
 BIN := $(VENV)/bin
 

@@ -53,7 +53,8 @@ def _factorize(env: str, out: Path, *extra: str):
 def test_factorize_cli_end_to_end(tmp_path, env, n_line, n_sub):
     out = tmp_path / env
     result = _factorize(env, out)
-    assert "clusters (lines <- substations)" in result.output
+    assert "clusters (lines <- substations" in result.output
+    assert "quantile 0.7:" in result.output  # the seed's rule, side by side
     for name in ("mi.npy", "shuffled_mi.npy", "unbiased_mi.npy"):
         matrix = np.load(out / name)
         assert matrix.shape == (n_line, n_sub)
@@ -74,7 +75,9 @@ def test_factorize_cli_end_to_end(tmp_path, env, n_line, n_sub):
         assert not fact.clusters[labels[s]].targets
     assert fact.target_names == sidecar["line_names"]
     assert fact.input_names == sidecar["sub_names"]
-    assert fact.meta["env_name"] == env and fact.meta["quantile"] == 0.7
+    assert fact.meta["env_name"] == env and fact.meta["threshold"] == "significance"
+    seed_rule = Factorization.load(out / "factorization_quantile.json")
+    assert seed_rule.meta["quantile"] == 0.7 and seed_rule.input_names == fact.input_names
     # every line and every substation is in exactly one cluster
     assert (fact.target_labels() >= 0).all() and (labels >= 0).all()
     for png in ("mi_heatmap.png", "binarized.png", "blocks.png", "grid_clusters.png"):

@@ -51,8 +51,9 @@ class Cluster:
     def alive_nodes(self) -> int:
         """Alive nodes, asked by a separate driver process (keeps this process Ray-free)."""
         code = (
-            "import ray; ray.init(address=%r, log_to_driver=False, configure_logging=False);"
-            "print(sum(n['Alive'] for n in ray.nodes()))" % self.address
+            f"import ray; ray.init(address={self.address!r}, log_to_driver=False, "
+            "configure_logging=False);"
+            "print(sum(n['Alive'] for n in ray.nodes()))"
         )
         out = subprocess.run(
             [sys.executable, "-c", code],
@@ -65,14 +66,12 @@ class Cluster:
         return int(out.stdout.strip().splitlines()[-1])
 
 
-def _stop(proc: subprocess.Popen, timeout: float = 20.0) -> None:
+def _stop(proc: subprocess.Popen, timeout: float = 5.0) -> None:
     """SIGTERM the node's process group (raylet, GCS, workers), SIGKILL what is left."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGTERM)
-    try:
+    with contextlib.suppress(subprocess.TimeoutExpired):
         proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        pass
     # Ray's children may outlive the `ray start` process itself: kill the whole group.
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)

@@ -27,11 +27,11 @@ TINY = dict(
 
 @pytest.fixture(scope="module")
 def ray_session():
-    import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    from gridfactor.parallel import ParallelConfig, init_ray
+
+    init_ray(ParallelConfig(workers=2))  # reuses the instance an earlier test started
     yield
-    ray.shutdown()
 
 
 @pytest.fixture(scope="module")

@@ -35,6 +35,12 @@ def synthetic(
     n_blocks: int = typer.Option(None, "--n-blocks", help="Random structure: number of blocks."),
     n_values: int = typer.Option(2, "--n-values", help="Values per variable (2 = binary)."),
     noise: float = typer.Option(0.0, "--noise", help="Probability a next-state value is random."),
+    randomness: float = typer.Option(
+        1.0,
+        "--randomness",
+        help="factored: weight of the purely random table (1 = the seed's; below 1 mixes in "
+        "a monotone table so every input has a pairwise footprint).",
+    ),
     steps: int = typer.Option(100_000, "--steps", help="Transitions under random actions."),
     threshold: str = THRESHOLD,
     quantile: float = QUANTILE,
@@ -74,6 +80,7 @@ def synthetic(
         n_blocks=n_blocks,
         n_values=n_values,
         noise=noise,
+        randomness=randomness,
         steps=steps,
         quantiles=parse_quantiles(quantiles) if quantiles else (),
         rule=ThresholdRule(threshold, quantile, alpha, n_permutations, min_mi),

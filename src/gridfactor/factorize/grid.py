@@ -123,13 +123,20 @@ def substation_samples(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Rows of substation ``sub_id``'s own episodes, subsampled to ``n_samples`` (seeded).
 
+    Game-over transitions are left out: grid2op reports a next rho of all zeros there, which
+    is not a grid state, and since some actions cause blackouts far more often than others
+    those rows alone would tie every line to the substation (a global artefact that merges
+    every cluster).
+
     Returns targets (N, n_line) next rho and inputs (N, 1) the substation's action code.
     """
-    rows = np.flatnonzero(frame["substation"].to_numpy() == sub_id)
+    next_rho = frame[[f"s_next_{n}" for n in line_names]].to_numpy(np.float64)
+    blackout = (next_rho == 0.0).all(axis=1)
+    rows = np.flatnonzero((frame["substation"].to_numpy() == sub_id) & ~blackout)
     if len(rows) > n_samples:
         rng = np.random.default_rng(_sub_stream(seed, sub_id, 0))
         rows = np.sort(rng.choice(rows, size=n_samples, replace=False))
-    targets = frame[[f"s_next_{n}" for n in line_names]].to_numpy(np.float64)[rows]
+    targets = next_rho[rows]
     inputs = frame[[f"a_{sub_names[sub_id]}"]].to_numpy(np.float64)[rows]
     return targets, inputs
 

@@ -186,10 +186,6 @@ def permutation_null(
         if path is not None:
             save_npy(path, matrix)
         replicates.append(matrix)
-        if progress:
-            from tqdm.auto import tqdm
-
-            tqdm.write(f"permutation null: replicate {r + 1}/{n_permutations} done")
     return np.stack(replicates)
 
 

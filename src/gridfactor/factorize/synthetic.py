@@ -36,6 +36,7 @@ class SyntheticConfig:
     n_blocks: int | None = None
     n_values: int = 2
     noise: float = 0.0
+    randomness: float = 1.0
     steps: int = 100_000
     quantiles: tuple[float, ...] = field(default=SEED_QUANTILES)
     rule: ThresholdRule = field(default_factory=ThresholdRule)
@@ -80,6 +81,7 @@ def run_synthetic(
             n_values=config.n_values,
             noise=config.noise,
             seed=config.seed,
+            **({"randomness": config.randomness} if generator == "factored" else {}),
         )
         sub_dir = out_dir / generator
         transitions = _cached_rollout(env, config.steps, config.seed, sub_dir / "transitions.npz")

@@ -530,4 +530,6 @@ def mixed_ksg_mi(x: np.ndarray, y: np.ndarray, k: int | None = None) -> float:
     ny = _count_within(np.sort(y), uy, rho)
     kk = np.where(rho == 0, uw, k)
     # Every copy of a distinct point has the same terms: a weighted mean over distinct points.
-    return float(np.dot(_mi_terms(kk, nx, ny, n), uw) / n)
+    # np.sum, not np.dot: BLAS sums in an order that depends on its thread count (1 in a Ray
+    # worker, all cores in-process), which changed the last bit between the two.
+    return float(np.sum(_mi_terms(kk, nx, ny, n) * uw) / n)

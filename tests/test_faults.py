@@ -1,0 +1,184 @@
+"""Faults: a Ray worker killed mid-computation, a collection killed with SIGKILL.
+
+(c) "same seed -> bit-identical data, MI and factorization" is covered elsewhere:
+tests/test_collect.py (dataset bytes, any workers/chunking, Ctrl-C + resume),
+tests/test_mi.py (Ray == in-process MI), tests/test_grid_factorize.py (same command twice),
+tests/test_ray_cluster.py (cluster == in-process).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gridfactor.parallel import ParallelConfig
+from tests.conftest import run_cli
+
+
+def _ppid(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as fh:
+        # the command name (field 2) may contain spaces: ppid is the 2nd field after ')'
+        return int(fh.read().rsplit(")", 1)[1].split()[1])
+
+
+def _descendants_running(task_name: str) -> list[int]:
+    """Pids of *our own* Ray workers currently executing ``task_name``.
+
+    Ray renames a busy worker's process title to ``ray::<task name>``; only descendants of
+    this process are considered, never other Ray users' workers on the machine.
+    """
+    me, found = os.getpid(), []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        pid = int(entry)
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                title = fh.read().split(b"\0")[0].decode(errors="replace")
+            if not title.startswith(f"ray::{task_name}"):
+                continue
+            parent = pid
+            while parent > 1:
+                parent = _ppid(parent)
+                if parent == me:
+                    found.append(pid)
+                    break
+        except (FileNotFoundError, ProcessLookupError, IndexError, ValueError):
+            continue  # the process ended while we looked
+    return found
+
+
+def test_worker_killed_during_mi_is_retried_same_result():
+    """SIGKILL a Ray worker in the middle of an MI task: Ray retries it, result unchanged."""
+    import ray
+
+    from gridfactor.mi import mi_matrix
+
+    rng = np.random.default_rng(0)
+    n = 10_000  # > 4096 distinct points: the threaded numba kernel, a few s per task
+    inputs = np.column_stack([rng.integers(0, 20, n) / 19.0, rng.normal(size=(n, 2))])
+    targets = np.column_stack([np.sin(3 * inputs[:, 0]), inputs[:, 1] + rng.normal(size=n)])
+    targets += 0.1 * rng.normal(size=targets.shape)
+
+    result: dict[str, np.ndarray] = {}
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            result["ray"] = mi_matrix(
+                targets, inputs, k=10, parallel=ParallelConfig(workers=2), progress=False
+            )
+        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+            errors.append(exc)
+
+    thread = threading.Thread(target=run)
+    try:
+        thread.start()
+        killed: list[int] = []
+        deadline = time.monotonic() + 120
+        while not killed and thread.is_alive() and time.monotonic() < deadline:
+            busy = _descendants_running("_chunk_task")
+            if busy:
+                time.sleep(0.3)  # let it get into the computation
+                os.kill(busy[0], signal.SIGKILL)
+                killed.append(busy[0])
+            time.sleep(0.05)
+        thread.join(timeout=300)
+        assert not thread.is_alive() and not errors, errors
+        assert killed, "no MI task was seen running: the data is too small to kill one"
+    finally:
+        if ray.is_initialized():
+            ray.shutdown()
+    serial = mi_matrix(targets, inputs, k=10, parallel=ParallelConfig(workers=1), progress=False)
+    np.testing.assert_array_equal(result["ray"], serial)
+
+
+def _kill_group_when(proc: subprocess.Popen, ready, timeout: float = 300) -> bool:
+    """SIGKILL ``proc``'s process group as soon as ``ready()``; False if it finished first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return False
+        if ready():
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+            return True
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    raise AssertionError("the command neither finished nor became ready")
+
+
+COLLECT = [
+    "--env",
+    "l2rpn_case14_sandbox",
+    "--n-episodes",
+    "60",  # 2 chunks of 50/10 episodes per substation, 14 part files
+    "--max-steps",
+    "10",
+    "--seed",
+    "7",
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_factorize_sigkilled_then_rerun_equals_uninterrupted(tmp_path, workers):
+    """`gridfactor factorize` SIGKILLed mid-collection, re-run as is: the same dataset (no
+    lost, no duplicated episode), the same MI matrices and factorization."""
+    args = ["factorize", *COLLECT, "--n-samples", "200", "--workers", workers]
+    out = tmp_path / "killed"
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / "gridfactor"), *args, "--out", str(out)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )
+    rng = np.random.default_rng()
+    n_parts = int(rng.integers(1, 8))  # kill at a random point of the collection
+    parts = out / "parts"
+    killed = _kill_group_when(proc, lambda: len(list(parts.glob("*.npz"))) >= n_parts)
+    assert killed, "the run finished before it could be killed"
+    assert not (out / "dataset.parquet").exists()
+    run_cli(*args, "--out", str(out))
+    run_cli(*args, "--out", str(tmp_path / "clean"))
+    for name in ("dataset.parquet", "mi.npy", "unbiased_mi.npy", "factorization.json"):
+        assert (out / name).read_bytes() == (tmp_path / "clean" / name).read_bytes(), name
+    import pandas as pd
+
+    frame = pd.read_parquet(out / "dataset.parquet")
+    episodes = frame.groupby(["substation", "episode"]).size()
+    assert len(episodes) == 7 * 60  # every episode once
+    assert not frame.duplicated(["substation", "episode", "step"]).any()
+
+
+@pytest.mark.slow  # ~30 s idle; test_collect.py covers Ctrl-C + resume in the fast suite
+def test_collect_sigkilled_then_rerun_is_bit_identical(tmp_path):
+    """The cheap version: `gridfactor collect` in-process (--workers 1), SIGKILL after the
+    first part file, re-run: same bytes as an uninterrupted run."""
+    args = ["collect", *COLLECT[:3], "12", *COLLECT[4:], "--workers", "1"]
+    out = tmp_path / "killed"
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / "gridfactor"), *args, "--out", str(out)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )
+    killed = _kill_group_when(proc, lambda: any((out / "parts").glob("*.npz")))
+    assert killed, "the run finished before it could be killed"
+    n_saved = len(list((out / "parts").glob("*.npz")))
+    assert 1 <= n_saved < 7 and not (out / "dataset.parquet").exists()
+    run_cli(*args, "--out", str(out))
+    run_cli(*args, "--out", str(tmp_path / "clean"))
+    assert (out / "dataset.parquet").read_bytes() == (
+        tmp_path / "clean" / "dataset.parquet"
+    ).read_bytes()
