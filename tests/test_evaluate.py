@@ -160,7 +160,7 @@ def test_cli_evaluate_prints_table(tmp_path: Path) -> None:
     assert config["env_name"] == ENV and config["episode_steps"] == 20
 
 
-@pytest.mark.slow
+# Not marked slow: CI runs the smoke preset (about 4 min on 2 cores).
 def test_compare_smoke_end_to_end(tmp_path: Path) -> None:
     """factorize -> train x2 -> evaluate -> report.md, then a re-run resumes (skips all)."""
     out = tmp_path / "cmp"
