@@ -113,6 +113,11 @@ def _sub_stream(seed: int, sub_id: int, purpose: int) -> np.random.SeedSequence:
     return np.random.SeedSequence([seed, 0x6D69, sub_id, purpose])
 
 
+def blackouts(next_rho: np.ndarray) -> np.ndarray:
+    """(N,) bool: game-over transitions, whose next rho (N, n_line) grid2op reports as 0."""
+    return (next_rho == 0.0).all(axis=1)
+
+
 def substation_samples(
     frame: Any,
     sub_id: int,
@@ -131,8 +136,7 @@ def substation_samples(
     Returns targets (N, n_line) next rho and inputs (N, 1) the substation's action code.
     """
     next_rho = frame[[f"s_next_{n}" for n in line_names]].to_numpy(np.float64)
-    blackout = (next_rho == 0.0).all(axis=1)
-    rows = np.flatnonzero((frame["substation"].to_numpy() == sub_id) & ~blackout)
+    rows = np.flatnonzero((frame["substation"].to_numpy() == sub_id) & ~blackouts(next_rho))
     if len(rows) > n_samples:
         rng = np.random.default_rng(_sub_stream(seed, sub_id, 0))
         rows = np.sort(rng.choice(rows, size=n_samples, replace=False))
@@ -357,6 +361,7 @@ def factorize_grid(
     if pvalues is not None:
         save_npy(out_dir / "pvalues_adjusted.npy", pvalues)
         files.append(out_dir / "pvalues_adjusted.npy")
+    usable = ~blackouts(frame[[f"s_next_{n}" for n in sidecar["line_names"]]].to_numpy(np.float64))
     meta = {
         "kind": "grid",
         "env_name": config.env_name,
@@ -369,7 +374,7 @@ def factorize_grid(
         "k": config.k,
         "selected_substations": sidecar["selected_substations"],
         "samples_per_substation": {
-            str(s): int(min(config.n_samples, (frame["substation"] == s).sum()))
+            str(s): int(min(config.n_samples, (usable & (frame["substation"] == s)).sum()))
             for s in sidecar["selected_substations"]
         },
         "versions": sidecar["versions"],
