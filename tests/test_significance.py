@@ -7,15 +7,20 @@ import pytest
 
 from gridfactor.envs.synthetic import Block, make_synthetic
 from gridfactor.errors import UserError
-from gridfactor.factorize.pipeline import Factorizer, ThresholdRule, adjacency_factorization
+from gridfactor.factorize.pipeline import (
+    Factorizer,
+    ThresholdRule,
+    adjacency_factorization,
+    threshold_adjacency,
+)
 from gridfactor.factorize.recovery import score_recovery
 from gridfactor.factorize.significance import (
     adjust_pvalues,
     binarize_significance,
     permutation_null,
-    significance_adjacency,
 )
 from gridfactor.factorize.stability import bootstrap_stability
+from gridfactor.mi import unbiased_mi_matrix
 from gridfactor.parallel import ParallelConfig
 
 IN_PROCESS = ParallelConfig(workers=1)
@@ -33,9 +38,18 @@ def _data(generator: str, steps: int = 3000, seed: int = 0):
 @pytest.mark.parametrize("generator", ["copy", "factored"])
 def test_significance_recovers_unequal_blocks(generator):
     env, targets, inputs = _data(generator)
-    adjacency, pvalues = significance_adjacency(
-        targets, inputs, n_permutations=12, seed=0, k=20, parallel=IN_PROCESS, progress=False
+    mi = unbiased_mi_matrix(targets, inputs, seed=0, k=20, parallel=IN_PROCESS, progress=False)
+    adjacency, saved = threshold_adjacency(
+        ThresholdRule(n_permutations=12),
+        targets,
+        inputs,
+        mi,
+        seed=0,
+        k=20,
+        parallel=IN_PROCESS,
+        progress=False,
     )
+    pvalues = saved["pvalues_adjusted.npy"]
     truth = env.ground_truth
     found = adjacency_factorization(adjacency, truth.target_names, truth.input_names)
     score = score_recovery(found, truth, adjacency, env.relation)

@@ -6,13 +6,12 @@ from gridfactor.factorize.structure import (
     Factorization,
     clusters_from_adjacency,
 )
-from gridfactor.factorize.threshold import binarize_quantile, binarize_quantiles
+from gridfactor.factorize.threshold import binarize_quantile
 
 __all__ = [
     "SCHEMA_VERSION",
     "Cluster",
     "Factorization",
     "binarize_quantile",
-    "binarize_quantiles",
     "clusters_from_adjacency",
 ]

@@ -115,7 +115,7 @@ def bootstrap_stability(
         targets: (N, n_t); inputs: (N, n_i): the transitions the reference came from.
         factorize_fn: ``(targets, inputs) -> (Factorization, adjacency (n_t, n_i) bool)``,
             the same rule that produced ``reference`` (e.g. a
-            :class:`~gridfactor.factorize.significance.SignificanceFactorizer`); it may
+            :class:`~gridfactor.factorize.pipeline.Factorizer`); it may
             parallelize internally.
         reference: the factorization to score.
         n_bootstrap: B resamples; resample b uses ``SeedSequence(seed).spawn(B)[b]``.

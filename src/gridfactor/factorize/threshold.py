@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
 
 from gridfactor.errors import UserError
@@ -31,8 +29,3 @@ def binarize_quantile(matrix: np.ndarray, quantile: float = 0.7) -> np.ndarray:
         raise UserError(f"MI matrix must be 2-D (targets x inputs), got shape {matrix.shape}")
     thresholds = np.quantile(matrix, check_quantile(quantile), axis=0)
     return matrix > thresholds[None, :]
-
-
-def binarize_quantiles(matrix: np.ndarray, quantiles: Sequence[float]) -> list[np.ndarray]:
-    """:func:`binarize_quantile` for each quantile of a list."""
-    return [binarize_quantile(matrix, q) for q in quantiles]
