@@ -155,6 +155,18 @@ def test_unknown_env_is_user_error(tmp_path):
         collect(CollectConfig(env_name="no_such_env"), tmp_path, parallel=IN_PROCESS)
 
 
+def test_grid2op_aliases_are_known_envs():
+    """grid2op's test names include aliases (l2rpn_wcci_2022 -> its _dev data): accepted."""
+    from gridfactor.envs.grid2op_env import available_test_envs, check_env_name
+
+    names = available_test_envs()
+    assert {"l2rpn_wcci_2022", "l2rpn_wcci_2022_dev", "l2rpn_case14_sandbox"} <= set(names)
+    assert "l2rpn_neurips_2020_track2" not in names  # listed by grid2op, no chronics on disk
+    check_env_name("l2rpn_wcci_2022")
+    with pytest.raises(UserError, match="l2rpn_wcci_2022_dev"):
+        check_env_name("l2rpn_wcci_2023")
+
+
 def test_chronics_cache_gives_the_same_episodes():
     """The in-memory chronics (MultifolderWithCache) must not change the data."""
     from gridfactor.collect import grid2op_collect as gc

@@ -91,6 +91,36 @@ def test_factorize_cli_end_to_end(tmp_path, env, n_line, n_sub):
     assert clusters(result.output) and clusters(again.output) == clusters(result.output)
 
 
+def test_substation_with_too_few_rows_gets_no_edges_not_a_crash(tmp_path):
+    """Two 10-step episodes per substation: sub_5's and sub_12's actions end their episodes
+    at once, leaving fewer than MIN_ROWS_PER_SUBSTATION usable rows. They get zero MI and
+    no edges (the run used to stop on "too few rows for k" on 118 buses), with a warning."""
+    from gridfactor.factorize.grid import MIN_ROWS_PER_SUBSTATION
+
+    out = tmp_path / "few"
+    args = ["factorize", "--n-episodes", "2", "--max-steps", "10", "--seed", "0"]
+    args += ["--n-samples", "200", "--workers", "1", "--out", str(out)]
+    proc = subprocess.run([str(GRIDFACTOR), *args], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    fact = Factorization.load(out / "factorization.json")
+    samples = {int(s): n for s, n in fact.meta["samples_per_substation"].items()}
+    unmeasured = fact.meta["unmeasured_substations"]
+    assert unmeasured == sorted(s for s, n in samples.items() if n < MIN_ROWS_PER_SUBSTATION)
+    assert unmeasured and len(unmeasured) < len(samples)  # the case this test is about
+    assert "warning: no MI for " + ", ".join(f"sub_{s}" for s in unmeasured) in proc.stderr
+    mi = np.load(out / "mi.npy")
+    assert (mi[:, unmeasured] == 0).all()
+    measured = [s for s in samples if s not in unmeasured]
+    assert (mi[:, measured] != 0).any(axis=0).all()
+    labels = fact.input_labels()
+    for s in unmeasured:
+        assert not fact.clusters[labels[s]].targets
+    # a re-run reuses the saved columns (including the unmeasured flag): same bytes
+    before = (out / "factorization.json").read_bytes()
+    rerun = subprocess.run([str(GRIDFACTOR), *args], capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0 and (out / "factorization.json").read_bytes() == before
+
+
 def test_unknown_env_is_one_line_exit_2(tmp_path):
     proc = subprocess.run(
         [str(GRIDFACTOR), "factorize", "--env", "no_such_env", "--out", str(tmp_path / "x")],

@@ -213,7 +213,6 @@ def test_synthetic_on_cluster_equals_in_process(cluster, tmp_path):
     assert nodes_that_ran(cluster, "_chunk_task") == {0, 1}
 
 
-@pytest.mark.slow
 def test_factorize_grid_on_cluster_equals_in_process(cluster, tmp_path):
     """`gridfactor factorize` (collection + MI) on the cluster: same dataset and matrices."""
     args = ["factorize", "--n-episodes", "4", "--max-steps", "10", "--n-samples", "60"]
@@ -227,7 +226,6 @@ def test_factorize_grid_on_cluster_equals_in_process(cluster, tmp_path):
     assert nodes_that_ran(cluster, "run_chunk") == {0, 1}
 
 
-@pytest.mark.slow
 def test_train_centralized_with_env_runners_on_cluster(cluster, tmp_path):
     """RLlib PPO with 2 env runners placed on the 2 one-CPU nodes finishes an iteration."""
     import pandas as pd

@@ -78,8 +78,10 @@ def substation_actions(action_space: Any) -> dict[int, list[Any]]:
 
 def check_factorization_for_env(fact: Factorization, env: Any, env_name: str) -> None:
     """UserError when the factorization was not made for this grid."""
+    from gridfactor.envs.grid2op_env import env_data_dir
+
     fact_env = fact.meta.get("env_name")
-    if fact_env is not None and str(fact_env) != str(env_name):
+    if fact_env is not None and env_data_dir(str(fact_env)) != env_data_dir(str(env_name)):
         raise UserError(
             f"the factorization was made for env {fact_env!r} but --env is {env_name!r}; "
             f"pass --env {fact_env} or a factorization of {env_name}"

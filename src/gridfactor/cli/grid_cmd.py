@@ -115,6 +115,7 @@ def collect_cmd(
     from dataclasses import asdict
 
     from gridfactor.collect import CollectConfig, collect, load_dataset
+    from gridfactor.envs.grid2op_env import check_env_name
     from gridfactor.runs import prepare_run_dir
 
     config = CollectConfig(
@@ -125,7 +126,7 @@ def collect_cmd(
         min_elements=min_elements,
         seed=seed,
     ).validate()
-    _check_env(env)
+    check_env_name(env)  # before the run directory is created
     out_dir = prepare_run_dir(
         out, {"command": "collect", **asdict(config)}, resume=resume, overwrite=overwrite
     )
@@ -138,15 +139,6 @@ def collect_cmd(
         f"{time.perf_counter() - start:.0f} s"
     )
     typer.echo(f"wrote {path} and {out_dir / 'dataset.json'}")
-
-
-def _check_env(env: str) -> None:
-    import os
-
-    from gridfactor.envs.grid2op_env import available_test_envs, make_env
-
-    if not os.path.isdir(env) and env not in available_test_envs():
-        make_env(env)  # raises the one-line UserError listing the available envs
 
 
 @app.command("factorize")

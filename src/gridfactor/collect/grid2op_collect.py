@@ -40,6 +40,7 @@ from typing import Any
 
 import numpy as np
 
+from gridfactor.envs.grid2op_env import reset_env
 from gridfactor.errors import UserError
 from gridfactor.parallel import ParallelConfig, parallel_map
 from gridfactor.runs import atomic_write, write_json
@@ -254,7 +255,7 @@ def run_chunk(chunk: Chunk) -> dict[str, np.ndarray]:
             options["time serie id"] = chunk.chronic_ids[chronic]
         if init_ts > 0:  # grid2op refuses "init ts" 0 (it is the default start)
             options["init ts"] = init_ts
-        obs = env.reset(seed=env_seed, options=options or None)
+        obs = reset_env(env, seed=env_seed, options=options or None)
         for step in range(chunk.max_steps):
             act_now = rng.random() < chunk.explore
             index = int(rng.integers(len(actions))) if act_now else DO_NOTHING

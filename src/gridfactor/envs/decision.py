@@ -40,6 +40,7 @@ from gridfactor.agents.cluster import (
     check_factorization_for_env,
 )
 from gridfactor.agents.high_level import HighLevelRules
+from gridfactor.envs.grid2op_env import reset_env
 from gridfactor.errors import UserError
 from gridfactor.factorize.structure import Factorization
 
@@ -212,7 +213,8 @@ class DecisionEnv(MultiAgentEnv):
             options: dict[str, int] = {"time serie id": chronic}
             if start > 0:  # grid2op refuses "init ts" == 0
                 options["init ts"] = start
-            self.obs = self.g2env.reset(seed=int(self.rng.integers(2**31 - 1)), options=options)
+            seed = int(self.rng.integers(2**31 - 1))
+            self.obs = reset_env(self.g2env, seed=seed, options=options)
         self.chronic, self.start = chronic, start
 
     def _step_grid2op(self, action: Any, credit: str | None) -> bool:

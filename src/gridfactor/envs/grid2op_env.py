@@ -10,16 +10,43 @@ from typing import Any
 from gridfactor.errors import UserError
 
 
-def grid2op_data_dir() -> Path:
-    import grid2op
-
-    return Path(grid2op.__file__).parent / "data"
-
-
 def available_test_envs() -> list[str]:
-    """Names of the Grid2Op test environments shipped inside the grid2op package."""
-    data = grid2op_data_dir()
-    return sorted(p.name for p in data.iterdir() if (p / "chronics").is_dir())
+    """Names ``grid2op.make(name, test=True)`` opens from the data shipped inside grid2op.
+
+    Includes grid2op's own aliases, e.g. ``l2rpn_wcci_2022`` (its test data is
+    ``l2rpn_wcci_2022_dev``).
+    """
+    import grid2op
+    from grid2op.MakeEnv.Make import TEST_DEV_ENVS
+
+    return [
+        name
+        for name in grid2op.list_available_test_env()
+        if (Path(TEST_DEV_ENVS[name]) / "chronics").is_dir()
+    ]
+
+
+def check_env_name(name: str) -> None:
+    """Raise the one-line UserError for an env that is neither a test env nor a directory.
+
+    Cheap (no env is created): commands call it before they create a run directory.
+    """
+    if os.path.isdir(name) or name in available_test_envs():
+        return
+    raise UserError(
+        f"unknown or not-on-disk environment {name!r}; available offline test envs: "
+        f"{', '.join(available_test_envs())} (or pass the path of an env directory "
+        "downloaded beforehand with grid2op.make)"
+    )
+
+
+def env_data_dir(name: str) -> Path:
+    """The directory holding an env's data: aliases of one test env give the same one."""
+    if os.path.isdir(name):
+        return Path(name).resolve()
+    from grid2op.MakeEnv.Make import TEST_DEV_ENVS
+
+    return Path(TEST_DEV_ENVS.get(name, name)).resolve()
 
 
 def make_env(name: str, *, backend: str = "lightsim", **kwargs: Any) -> Any:
@@ -45,11 +72,29 @@ def make_env(name: str, *, backend: str = "lightsim", **kwargs: Any) -> Any:
         warnings.simplefilter("ignore")
         if os.path.isdir(name):
             return grid2op.make(name, backend=backend_obj, **kwargs)
-        available = available_test_envs()
-        if name not in available:
-            raise UserError(
-                f"unknown or not-on-disk environment {name!r}; available offline test envs: "
-                f"{', '.join(available)} (or pass the path of an env directory downloaded "
-                "beforehand with grid2op.make)"
-            )
+        check_env_name(name)
         return grid2op.make(name, test=True, backend=backend_obj, **kwargs)
+
+
+# A reset that fails this many times in a row is reported (see reset_env).
+RESET_ATTEMPTS = 3
+
+
+def reset_env(env: Any, *, seed: int, options: dict[str, Any] | None) -> Any:
+    """``env.reset(seed=, options=)``, retried when the reset itself ends in a game over.
+
+    A reset with ``"init ts"`` fast-forwards the chronic and runs one do-nothing step; its AC
+    power flow starts from the solver state the previous episode left. After a divergence
+    that start can make the power flow diverge again ("not initialized" error, seen on
+    l2rpn_wcci_2022 at 118 buses); a second reset starts from a clean state and succeeds.
+    The retry starts from the same injections with the same seed: the same episode.
+    """
+    from grid2op.Exceptions import Grid2OpException
+
+    for attempt in range(RESET_ATTEMPTS):
+        try:
+            return env.reset(seed=seed, options=options)
+        except Grid2OpException:
+            if attempt == RESET_ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")

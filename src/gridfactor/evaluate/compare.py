@@ -131,9 +131,9 @@ def _load_stages(out: Path) -> dict[str, Any]:
 def compare(config: CompareConfig) -> Path:
     """Run (or resume) the experiment; returns the run directory holding report.md."""
     budget = config.budget()
-    from gridfactor.envs.grid2op_env import make_env
+    from gridfactor.envs.grid2op_env import check_env_name
 
-    make_env(config.env_name).close()  # unknown env -> UserError before any directory
+    check_env_name(config.env_name)  # before any directory is created
     run_config = {
         "command": "compare",
         "env_name": config.env_name,

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from gridfactor.envs.grid2op_env import reset_env
 from gridfactor.errors import UserError
 from gridfactor.evaluate.agents import BASELINES, Agent, make_baseline
 from gridfactor.evaluate.scenarios import (
@@ -142,7 +143,7 @@ def run_episode(task: EpisodeTask) -> dict[str, Any]:
     options: dict[str, Any] = {"time serie id": sc.chronic}
     if sc.start >= 1:
         options["init ts"] = sc.start
-    obs = env.reset(seed=sc.seed, options=options)
+    obs = reset_env(env, seed=sc.seed, options=options)
     survived = safe = overloads = actions = 0
     decide_s = 0.0
     max_rho_sum = 0.0

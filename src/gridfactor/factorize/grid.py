@@ -15,6 +15,7 @@ import io
 import itertools
 import json
 import os
+import sys
 import warnings
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -34,6 +35,9 @@ from gridfactor.runs import atomic_write, prepare_run_dir, save_figure, save_npy
 
 MI_PARTS_DIR = "mi_parts"
 GRID_PLOT = "grid_clusters.png"
+# A substation with fewer usable transitions gets no MI column (no edges): its actions ended
+# the episodes (game over) almost at once, and a handful of rows estimate nothing.
+MIN_ROWS_PER_SUBSTATION = 10
 
 
 @dataclass(frozen=True)
@@ -145,6 +149,23 @@ def substation_samples(
     return targets, inputs
 
 
+@dataclass
+class GridMI:
+    """Per-substation MI columns of a grid, (n_line, n_sub) each.
+
+    Columns of unselected substations, and of ``unmeasured`` ones (fewer usable rows than
+    :data:`MIN_ROWS_PER_SUBSTATION`), are zero. ``null`` is the permutation null
+    (R, n_line, n_sub) of the significance rule (else None).
+    """
+
+    mi: np.ndarray
+    shuffled: np.ndarray
+    unbiased: np.ndarray
+    null: np.ndarray | None
+    measured: list[int]
+    unmeasured: list[int]
+
+
 def grid_mi(
     frame: Any,
     sidecar: dict[str, Any],
@@ -153,14 +174,12 @@ def grid_mi(
     *,
     parallel: ParallelConfig | None = None,
     progress: bool = True,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
-    """(mi, shuffled, unbiased), each (n_line, n_sub), zero columns for unselected subs,
-    and for the significance rule the permutation null (R, n_line, n_sub) (else None).
+) -> GridMI:
+    """MI of every line's next rho with each selected substation's action.
 
     Each substation's columns are saved in ``out_dir/mi_parts`` when done, so an interrupted
     run resumes from the next substation.
     """
-    from gridfactor.mi import unbiased_mi_matrix
 
     parallel = parallel or ParallelConfig()
     line_names, sub_names = list(sidecar["line_names"]), list(sidecar["sub_names"])
@@ -168,51 +187,92 @@ def grid_mi(
     mi, shuffled, unbiased = (np.zeros(shape) for _ in range(3))
     significance = config.threshold == "significance"
     null = np.zeros((config.n_permutations, *shape)) if significance else None
+    min_rows = max(MIN_ROWS_PER_SUBSTATION, (config.k or 0) + 1)
     parts = Path(out_dir) / MI_PARTS_DIR
     selected = list(sidecar["selected_substations"])
+    measured, unmeasured = [], []
     for number, sub_id in enumerate(selected):
         part = parts / f"sub{sub_id:03d}.npz"
         if part.is_file():
             with np.load(part) as saved:
                 columns = (saved["mi"], saved["shuffled"], saved["unbiased"])
                 null_column = saved["null"] if significance else None
+                is_measured = bool(saved["measured"])
         else:
             targets, inputs = substation_samples(
                 frame, sub_id, line_names, sub_names, config.n_samples, config.seed
             )
+            is_measured = len(targets) >= min_rows
             if progress:
                 print(
                     f"MI for {sub_names[sub_id]} ({number + 1}/{len(selected)}): "
                     f"{len(targets)} samples x {len(line_names)} lines",
                     flush=True,
                 )
-            seed = int(_sub_stream(config.seed, sub_id, 1).generate_state(1)[0])
-            result = unbiased_mi_matrix(
-                targets, inputs, seed=seed, k=config.k, parallel=parallel, progress=progress
-            )
-            columns = (result.mi[:, 0], result.shuffled[:, 0], result.unbiased[:, 0])
-            extra = {}
-            null_column = None
-            if significance:
-                null_column = permutation_null(
-                    targets,
-                    inputs,
-                    n_permutations=config.n_permutations,
-                    seed=int(_sub_stream(config.seed, sub_id, 2).generate_state(1)[0]),
-                    k=config.k,
-                    parallel=parallel,
-                    progress=False,
-                )[:, :, 0]
-                extra["null"] = null_column
+            if is_measured:
+                columns, null_column = _substation_columns(
+                    targets, inputs, sub_id, config, parallel, progress
+                )
+            else:
+                columns = tuple(np.zeros(len(line_names)) for _ in range(3))
+                null_column = np.zeros((config.n_permutations, len(line_names)))
             buffer = io.BytesIO()
-            np.savez(buffer, mi=columns[0], shuffled=columns[1], unbiased=columns[2], **extra)
+            extra = {"null": null_column} if significance else {}
+            np.savez(
+                buffer,
+                mi=columns[0],
+                shuffled=columns[1],
+                unbiased=columns[2],
+                measured=np.array(is_measured),
+                **extra,
+            )
             with atomic_write(part, "wb") as fh:
                 fh.write(buffer.getvalue())
+        (measured if is_measured else unmeasured).append(sub_id)
         for matrix, column in zip((mi, shuffled, unbiased), columns, strict=True):
             matrix[:, sub_id] = column
         if null is not None:
             null[:, :, sub_id] = null_column
-    return mi, shuffled, unbiased, null
+    if unmeasured:
+        names = ", ".join(sub_names[s] for s in unmeasured)
+        print(
+            f"warning: no MI for {names}: fewer than {min_rows} transitions without game "
+            "over (its actions end episodes at once); they get no edges. Collect more with "
+            "--n-episodes.",
+            file=sys.stderr,
+            flush=True,
+        )
+    return GridMI(mi, shuffled, unbiased, null, measured, unmeasured)
+
+
+def _substation_columns(
+    targets: np.ndarray,
+    inputs: np.ndarray,
+    sub_id: int,
+    config: GridFactorizeConfig,
+    parallel: ParallelConfig,
+    progress: bool,
+) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], np.ndarray | None]:
+    """(mi, shuffled, unbiased) columns (n_line,) and the null (R, n_line) or None."""
+    from gridfactor.mi import unbiased_mi_matrix
+
+    seed = int(_sub_stream(config.seed, sub_id, 1).generate_state(1)[0])
+    result = unbiased_mi_matrix(
+        targets, inputs, seed=seed, k=config.k, parallel=parallel, progress=progress
+    )
+    columns = (result.mi[:, 0], result.shuffled[:, 0], result.unbiased[:, 0])
+    if config.threshold != "significance":
+        return columns, None
+    null_column = permutation_null(
+        targets,
+        inputs,
+        n_permutations=config.n_permutations,
+        seed=int(_sub_stream(config.seed, sub_id, 2).generate_state(1)[0]),
+        k=config.k,
+        parallel=parallel,
+        progress=False,
+    )[:, :, 0]
+    return columns, null_column
 
 
 def grid_adjacency(
@@ -220,14 +280,14 @@ def grid_adjacency(
     mi: np.ndarray,
     unbiased: np.ndarray,
     null: np.ndarray | None,
-    selected: list[int],
+    measured: list[int],
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Edges (n_line, n_sub) kept by the config's rule, and the Holm-adjusted p-values
-    (significance rule only; only the selected substations' pairs are tested)."""
+    (significance rule only; only the measured substations' pairs are tested)."""
     if config.threshold == "quantile":
         return binarize_quantile(unbiased, config.quantile), None
     tested = np.zeros(mi.shape, dtype=bool)
-    tested[:, selected] = True
+    tested[:, measured] = True
     test = significance_test(
         np.where(tested, mi, np.nan), null, alpha=config.alpha, min_mi=config.min_mi
     )
@@ -330,11 +390,9 @@ def factorize_grid(
     """
     config.validate()
     parallel = parallel or ParallelConfig()
-    from gridfactor.envs.grid2op_env import available_test_envs, make_env
+    from gridfactor.envs.grid2op_env import check_env_name
 
-    # Fail fast on an unknown env, before creating the run directory.
-    if not os.path.isdir(config.env_name) and config.env_name not in available_test_envs():
-        make_env(config.env_name)  # raises the UserError listing the available envs
+    check_env_name(config.env_name)  # fail fast, before creating the run directory
     out_dir = prepare_run_dir(out, _run_config(config), resume=resume, overwrite=overwrite)
     # --resume continues the run directory's own settings (they may differ from the flags).
     saved = json.loads((out_dir / "config.json").read_text())
@@ -343,9 +401,8 @@ def factorize_grid(
         config = GridFactorizeConfig(**{k: v for k, v in saved.items() if k in known})
     collect(config.collect_config(), out_dir, parallel=parallel, progress=progress)
     frame, sidecar = load_dataset(out_dir)
-    mi, shuffled, unbiased, null = grid_mi(
-        frame, sidecar, config, out_dir, parallel=parallel, progress=progress
-    )
+    result = grid_mi(frame, sidecar, config, out_dir, parallel=parallel, progress=progress)
+    mi, shuffled, unbiased = result.mi, result.shuffled, result.unbiased
     files = []
     for name, matrix in (
         ("mi.npy", mi),
@@ -355,9 +412,7 @@ def factorize_grid(
         save_npy(out_dir / name, matrix)
         files.append(out_dir / name)
     lengths = frame.groupby(["substation", "episode"]).size().groupby("substation").mean()
-    adjacency, pvalues = grid_adjacency(
-        config, mi, unbiased, null, list(sidecar["selected_substations"])
-    )
+    adjacency, pvalues = grid_adjacency(config, mi, unbiased, result.null, result.measured)
     if pvalues is not None:
         save_npy(out_dir / "pvalues_adjusted.npy", pvalues)
         files.append(out_dir / "pvalues_adjusted.npy")
@@ -373,6 +428,7 @@ def factorize_grid(
         "min_elements": config.min_elements,
         "k": config.k,
         "selected_substations": sidecar["selected_substations"],
+        "unmeasured_substations": result.unmeasured,
         "samples_per_substation": {
             str(s): int(min(config.n_samples, (usable & (frame["substation"] == s)).sum()))
             for s in sidecar["selected_substations"]
