@@ -14,13 +14,17 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import pytest
 
 from gridfactor.parallel import ParallelConfig
 from tests.conftest import run_cli
+
+T = TypeVar("T")
 
 
 def _ppid(pid: int) -> int:
@@ -56,66 +60,17 @@ def _descendants_running(task_name: str) -> list[int]:
     return found
 
 
-def test_worker_killed_during_mi_is_retried_same_result():
-    """SIGKILL a Ray worker in the middle of an MI task: Ray retries it, result unchanged."""
+def _run_killing_one_worker(task_name: str, job: Callable[[], T]) -> T:
+    """Run ``job`` (which uses Ray) in a thread; SIGKILL the first of our Ray workers seen
+    executing ``task_name``, 0.3 s into the task. Returns the job's result."""
     import ray
 
-    from gridfactor.mi import mi_matrix
-
-    rng = np.random.default_rng(0)
-    n = 10_000  # > 4096 distinct points: the threaded numba kernel, a few s per task
-    inputs = np.column_stack([rng.integers(0, 20, n) / 19.0, rng.normal(size=(n, 2))])
-    targets = np.column_stack([np.sin(3 * inputs[:, 0]), inputs[:, 1] + rng.normal(size=n)])
-    targets += 0.1 * rng.normal(size=targets.shape)
-
-    result: dict[str, np.ndarray] = {}
+    result: list[T] = []
     errors: list[BaseException] = []
 
     def run() -> None:
         try:
-            result["ray"] = mi_matrix(
-                targets, inputs, k=10, parallel=ParallelConfig(workers=2), progress=False
-            )
-        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
-            errors.append(exc)
-
-    thread = threading.Thread(target=run)
-    try:
-        thread.start()
-        killed: list[int] = []
-        deadline = time.monotonic() + 120
-        while not killed and thread.is_alive() and time.monotonic() < deadline:
-            busy = _descendants_running("_chunk_task")
-            if busy:
-                time.sleep(0.3)  # let it get into the computation
-                os.kill(busy[0], signal.SIGKILL)
-                killed.append(busy[0])
-            time.sleep(0.05)
-        thread.join(timeout=300)
-        assert not thread.is_alive() and not errors, errors
-        assert killed, "no MI task was seen running: the data is too small to kill one"
-    finally:
-        if ray.is_initialized():
-            ray.shutdown()
-    serial = mi_matrix(targets, inputs, k=10, parallel=ParallelConfig(workers=1), progress=False)
-    np.testing.assert_array_equal(result["ray"], serial)
-
-
-def test_worker_killed_during_collection_is_retried_same_dataset(tmp_path):
-    """SIGKILL a Ray worker in the middle of a collection chunk: Ray retries the chunk, the
-    dataset is byte-identical to an in-process run."""
-    import ray
-
-    from gridfactor.collect import DATASET_FILE, CollectConfig, collect
-
-    config = CollectConfig(
-        env_name="l2rpn_case14_sandbox", n_episodes=20, max_steps=10, chunk_size=10, seed=7
-    )
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            collect(config, tmp_path / "ray", parallel=ParallelConfig(workers=2), progress=False)
+            result.append(job())
         except BaseException as exc:  # noqa: BLE001 - reported by the main thread
             errors.append(exc)
 
@@ -125,22 +80,53 @@ def test_worker_killed_during_collection_is_retried_same_dataset(tmp_path):
         killed: list[int] = []
         deadline = time.monotonic() + 300
         while not killed and thread.is_alive() and time.monotonic() < deadline:
-            busy = _descendants_running("run_chunk")
+            busy = _descendants_running(task_name)
             if busy:
-                time.sleep(0.3)  # into the episodes
+                time.sleep(0.3)  # let it get into the computation
                 os.kill(busy[0], signal.SIGKILL)
                 killed.append(busy[0])
             time.sleep(0.05)
         thread.join(timeout=600)
         assert not thread.is_alive() and not errors, errors
-        assert killed, "no collection chunk was seen running"
+        assert killed, f"no {task_name} task was seen running: too little work to kill one"
     finally:
         if ray.is_initialized():
             ray.shutdown()
-    collect(config, tmp_path / "serial", parallel=ParallelConfig(workers=1), progress=False)
-    assert (tmp_path / "ray" / DATASET_FILE).read_bytes() == (
-        tmp_path / "serial" / DATASET_FILE
-    ).read_bytes()
+    return result[0]
+
+
+def test_worker_killed_during_mi_is_retried_same_result():
+    """SIGKILL a Ray worker in the middle of an MI task: Ray retries it, result unchanged."""
+    from gridfactor.mi import mi_matrix
+
+    rng = np.random.default_rng(0)
+    n = 10_000  # > 4096 distinct points: the threaded numba kernel, a few s per task
+    inputs = np.column_stack([rng.integers(0, 20, n) / 19.0, rng.normal(size=(n, 2))])
+    targets = np.column_stack([np.sin(3 * inputs[:, 0]), inputs[:, 1] + rng.normal(size=n)])
+    targets += 0.1 * rng.normal(size=targets.shape)
+
+    def mi(workers: int) -> np.ndarray:
+        parallel = ParallelConfig(workers=workers)
+        return mi_matrix(targets, inputs, k=10, parallel=parallel, progress=False)
+
+    on_ray = _run_killing_one_worker("_chunk_task", lambda: mi(2))
+    np.testing.assert_array_equal(on_ray, mi(1))
+
+
+def test_worker_killed_during_collection_is_retried_same_dataset(tmp_path):
+    """SIGKILL a Ray worker in the middle of a collection chunk: Ray retries the chunk, the
+    dataset is byte-identical to an in-process run."""
+    from gridfactor.collect import CollectConfig, collect
+
+    config = CollectConfig(
+        env_name="l2rpn_case14_sandbox", n_episodes=20, max_steps=10, chunk_size=10, seed=7
+    )
+
+    def dataset(name: str, workers: int) -> bytes:
+        path = collect(config, tmp_path / name, parallel=ParallelConfig(workers), progress=False)
+        return path.read_bytes()
+
+    assert _run_killing_one_worker("run_chunk", lambda: dataset("ray", 2)) == dataset("one", 1)
 
 
 def _kill_group_when(proc: subprocess.Popen, ready, timeout: float = 300) -> bool:

@@ -256,3 +256,39 @@ def test_train_centralized_with_env_runners_on_cluster(cluster, tmp_path):
     assert nodes_that_ran(cluster, "SingleAgentEnvRunner") | nodes_that_ran(
         cluster, "MultiAgentEnvRunner"
     ) == {0, 1}
+
+
+def test_node_lost_during_collection_is_retried_same_dataset(tmp_path, tmp_path_factory):
+    """Kill the second node (its raylet and workers) while it runs a collection chunk: Ray
+    re-runs the lost chunks on the head node; the dataset is byte-identical to in-process.
+    Its own cluster, so the module's cluster keeps both nodes."""
+    args = ["collect", "--n-episodes", "30", "--max-steps", "10", "--seed", "11"]
+    # a short temp dir: Ray's socket paths must stay under 108 bytes
+    with ray_cluster(tmp_path_factory.mktemp("lost")) as lost:
+        proc = subprocess.Popen(
+            [
+                str(Path(sys.executable).parent / "gridfactor"),
+                *args,
+                "--out",
+                str(tmp_path / "cluster"),
+                "--ray-address",
+                lost.address,
+            ],
+            env=lost.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        deadline = time.monotonic() + 300
+        while 1 not in nodes_that_ran(lost, "run_chunk"):
+            assert proc.poll() is None, "finished before the second node ran a chunk"
+            assert time.monotonic() < deadline, "the second node never ran a chunk"
+            time.sleep(0.1)
+        os.killpg(lost.procs[1].pid, signal.SIGKILL)  # the node's raylet and workers
+        lost.procs[1].wait(timeout=30)
+        _, stderr = proc.communicate(timeout=600)
+        assert proc.returncode == 0, stderr[-3000:]
+        assert lost.procs[1].poll() is not None  # the node was really gone
+    run_cli(*args, "--workers", "1", "--out", str(tmp_path / "local"))
+    name = "dataset.parquet"
+    assert (tmp_path / "cluster" / name).read_bytes() == (tmp_path / "local" / name).read_bytes()
