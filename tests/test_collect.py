@@ -165,6 +165,9 @@ def test_grid2op_aliases_are_known_envs():
     check_env_name("l2rpn_wcci_2022")
     with pytest.raises(UserError, match="l2rpn_wcci_2022_dev"):
         check_env_name("l2rpn_wcci_2023")
+    # known to grid2op, data not shipped: the message says how to get it
+    with pytest.raises(UserError, match=r"grid2op.make\('l2rpn_neurips_2020_track2'\)"):
+        check_env_name("l2rpn_neurips_2020_track2")
 
 
 def test_chronics_cache_gives_the_same_episodes():

@@ -35,8 +35,9 @@ def check_env_name(name: str) -> None:
         return
     raise UserError(
         f"unknown or not-on-disk environment {name!r}; available offline test envs: "
-        f"{', '.join(available_test_envs())} (or pass the path of an env directory "
-        "downloaded beforehand with grid2op.make)"
+        f"{', '.join(available_test_envs())}; for another env, download it once where there "
+        f"is internet (python -c \"import grid2op; grid2op.make('{name}')\") and pass its "
+        "directory (under grid2op.get_current_local_dir()) as --env"
     )
 
 
