@@ -77,25 +77,17 @@ def make_env(name: str, *, backend: str = "lightsim", **kwargs: Any) -> Any:
         return grid2op.make(name, test=True, backend=backend_obj, **kwargs)
 
 
-# A reset that fails this many times in a row is reported (see reset_env).
-RESET_ATTEMPTS = 3
-
-
 def reset_env(env: Any, *, seed: int, options: dict[str, Any] | None) -> Any:
-    """``env.reset(seed=, options=)``, retried when the reset itself ends in a game over.
+    """``env.reset(seed=, options=)`` whose start depends only on (seed, options).
 
-    A reset with ``"init ts"`` fast-forwards the chronic and runs one do-nothing step; its AC
-    power flow starts from the solver state the previous episode left. After a divergence
-    that start can make the power flow diverge again ("not initialized" error, seen on
-    l2rpn_wcci_2022 at 118 buses); a second reset starts from a clean state and succeeds.
-    The retry starts from the same injections with the same seed: the same episode.
+    grid2op (1.12) resets the opponent only after the do-nothing step that a reset with
+    ``"init ts"`` plays, so an attack still running at the end of one episode acted at the
+    start of the next one. Seen on l2rpn_wcci_2022 (118 buses): the same (seed, start) gave
+    another grid state, datasets depended on which worker ran which chunk, and some resets
+    ended in a game over ("environment is not initialized"), which killed training.
+    Seeding the env and resetting the opponent first fixes it (a no-op for envs without an
+    opponent; grid2op has no public call for it).
     """
-    from grid2op.Exceptions import Grid2OpException
-
-    for attempt in range(RESET_ATTEMPTS):
-        try:
-            return env.reset(seed=seed, options=options)
-        except Grid2OpException:
-            if attempt == RESET_ATTEMPTS - 1:
-                raise
-    raise AssertionError("unreachable")
+    env.seed(seed)
+    env._oppSpace.reset()
+    return env.reset(seed=seed, options=options)
