@@ -17,7 +17,7 @@ ENV = "l2rpn_wcci_2022"  # grid2op's alias of its l2rpn_wcci_2022_dev test data
 FACTORIZATION = Path(__file__).parent / "data" / "wcci_2022_factorization.json"
 
 
-def test_decision_env_survives_a_reset_whose_power_flow_diverges():
+def test_decision_env_survives_an_attack_that_outlives_its_episode():
     """Regression: an opponent attack that outlived an episode made the reset to chronic 0
     step 159 (the 12th episode here) end in a game over ("environment is not initialized"),
     which killed training; reset_env resets the opponent first."""

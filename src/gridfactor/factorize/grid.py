@@ -180,7 +180,6 @@ def grid_mi(
     Each substation's columns are saved in ``out_dir/mi_parts`` when done, so an interrupted
     run resumes from the next substation.
     """
-
     parallel = parallel or ParallelConfig()
     line_names, sub_names = list(sidecar["line_names"]), list(sidecar["sub_names"])
     shape = (len(line_names), len(sub_names))
