@@ -95,7 +95,7 @@ def test_substation_with_too_few_rows_gets_no_edges_not_a_crash(tmp_path):
     """Two 10-step episodes per substation: sub_5's and sub_12's actions end their episodes
     at once, leaving fewer than MIN_ROWS_PER_SUBSTATION usable rows. They get zero MI and
     no edges (the run used to stop on "too few rows for k" on 118 buses), with a warning."""
-    from gridfactor.factorize.grid import MIN_ROWS_PER_SUBSTATION
+    from gridfactor.grid.pipeline import MIN_ROWS_PER_SUBSTATION
 
     out = tmp_path / "few"
     args = ["factorize", "--n-episodes", "2", "--max-steps", "10", "--seed", "0"]

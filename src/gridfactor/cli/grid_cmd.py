@@ -53,7 +53,7 @@ def _config(
     n_permutations,
     min_mi,
 ):
-    from gridfactor.factorize.grid import GridFactorizeConfig
+    from gridfactor.grid.pipeline import GridFactorizeConfig
 
     return GridFactorizeConfig(
         env_name=env,
@@ -164,7 +164,7 @@ def factorize_cmd(
 ) -> None:
     """Factorize a Grid2Op grid into clusters of lines and substations (MI of random
     topology actions on next line loadings)."""
-    from gridfactor.factorize.grid import factorize_grid
+    from gridfactor.grid.pipeline import factorize_grid
 
     config = _config(
         env,
@@ -220,7 +220,7 @@ def factorize_stability_cmd(
 ) -> None:
     """Factorize with several seeds and print the pairwise adjusted Rand index of the
     substation clusterings."""
-    from gridfactor.factorize.grid import stability
+    from gridfactor.grid.stability import stability
 
     config = _config(
         env,

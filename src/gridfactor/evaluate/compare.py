@@ -177,7 +177,7 @@ def compare(config: CompareConfig) -> Path:
 
 
 def _factorize(config: CompareConfig, budget: Preset, out: Path) -> None:
-    from gridfactor.factorize.grid import GridFactorizeConfig, factorize_grid
+    from gridfactor.grid.pipeline import GridFactorizeConfig, factorize_grid
 
     fconfig = GridFactorizeConfig(
         env_name=config.env_name,

@@ -12,11 +12,9 @@ components are the clusters: lines (targets) and substations (inputs).
 from __future__ import annotations
 
 import io
-import itertools
 import json
 import os
 import sys
-import warnings
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -30,8 +28,9 @@ from gridfactor.factorize.plots import plot_factorization
 from gridfactor.factorize.significance import permutation_null, significance_test
 from gridfactor.factorize.structure import Factorization
 from gridfactor.factorize.threshold import binarize_quantile, check_quantile
+from gridfactor.grid.maps import plot_grid_clusters
 from gridfactor.parallel import ParallelConfig
-from gridfactor.runs import atomic_write, prepare_run_dir, save_figure, save_npy, write_json
+from gridfactor.runs import atomic_write, prepare_run_dir, save_npy
 
 MI_PARTS_DIR = "mi_parts"
 GRID_PLOT = "grid_clusters.png"
@@ -293,81 +292,6 @@ def grid_adjacency(
     return test.adjacency & tested, test.adjusted
 
 
-def plot_grid_clusters(
-    env_name: str, factorization: Factorization, path: str | os.PathLike
-) -> Path:
-    """Grid map (grid2op PlotMatplot layout) with substations and lines colored by cluster.
-
-    Grey = a line or substation alone in its cluster (no kept MI edge).
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")  # headless
-    import matplotlib.pyplot as plt
-    from matplotlib.lines import Line2D
-    from matplotlib.patches import Circle
-
-    from gridfactor.collect.grid2op_collect import _cached_env
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        from grid2op.PlotGrid import PlotMatplot
-
-        env, _ = _cached_env(env_name, "lightsim")
-        helper = PlotMatplot(env.observation_space, width=1100, height=750, sub_radius=18)
-        fig = helper.plot_layout()
-    ax = helper.ax
-    layout = helper._grid_layout  # grid2op's substation coordinates (as drawn)
-    line_labels = factorization.target_labels()
-    sub_labels = factorization.input_labels()
-    # Only clusters with both lines and substations get a colour; singletons stay grey.
-    coloured = [n for n, c in enumerate(factorization.clusters) if c.targets and c.inputs]
-    cmap = plt.get_cmap("tab10" if len(coloured) <= 10 else "tab20")
-    colour = {n: cmap(i % cmap.N) for i, n in enumerate(coloured)}
-    grey = (0.75, 0.75, 0.75, 1.0)
-    for line_id in range(env.n_line):
-        a = layout[env.name_sub[env.line_or_to_subid[line_id]]]
-        b = layout[env.name_sub[env.line_ex_to_subid[line_id]]]
-        ax.plot(
-            [a[0], b[0]],
-            [a[1], b[1]],
-            color=colour.get(line_labels[line_id], grey),
-            lw=5,
-            alpha=0.8,
-            zorder=0.5,
-            solid_capstyle="round",
-        )
-    for sub_id, name in enumerate(env.name_sub):
-        x, y = layout[name]
-        ax.add_patch(
-            Circle(
-                (x, y),
-                22,
-                facecolor=colour.get(sub_labels[sub_id], grey),
-                edgecolor="black",
-                alpha=0.9,
-                zorder=5,
-            )
-        )
-        ax.text(x, y, str(sub_id), ha="center", va="center", fontsize=8, zorder=6)
-    handles = [
-        Line2D(
-            [0],
-            [0],
-            color=colour[n],
-            lw=5,
-            label=f"cluster {n}: subs {list(factorization.clusters[n].inputs)}",
-        )
-        for n in coloured
-    ]
-    if handles:
-        ax.legend(handles=handles, loc="best", fontsize=7)
-    ax.set_title(f"{env_name}: clusters (colour = cluster, grey = alone)")
-    path = Path(path)
-    save_figure(fig, path)
-    return path
-
-
 def _run_config(config: GridFactorizeConfig) -> dict[str, Any]:
     return {"command": "factorize", **asdict(config)}
 
@@ -477,66 +401,3 @@ def factorize_grid(
             },
         },
     )
-
-
-def stability(
-    config: GridFactorizeConfig,
-    seeds: list[int],
-    out: str | os.PathLike,
-    *,
-    parallel: ParallelConfig | None = None,
-    resume: bool = False,
-    overwrite: bool = False,
-    progress: bool = True,
-) -> tuple[list[GridFactorization], np.ndarray]:
-    """Factorize with each seed (a run per seed in ``out/seed_<s>``) and compare clusterings.
-
-    Returns the runs and the (n_seeds, n_seeds) pairwise adjusted Rand index of the cluster
-    labels of the *selected* substations (unselected ones are always singletons and would
-    inflate the agreement). Also writes ``out/stability.json``.
-    """
-    from sklearn.metrics import adjusted_rand_score
-
-    if len(seeds) < 2 or len(set(seeds)) != len(seeds):
-        raise UserError(f"need at least 2 distinct seeds, got {seeds}; e.g. --stability-seeds 3")
-    out_dir = prepare_run_dir(
-        out,
-        {"command": "factorize-stability", "seeds": seeds, **asdict(config)},
-        resume=resume,
-        overwrite=overwrite,
-    )
-    runs = []
-    for seed in seeds:
-        run_config = GridFactorizeConfig(**{**asdict(config), "seed": seed})
-        runs.append(
-            factorize_grid(
-                run_config,
-                out_dir / f"seed_{seed}",
-                parallel=parallel,
-                resume=resume,
-                progress=progress,
-            )
-        )
-    selected = list(runs[0].factorization.meta["selected_substations"])
-    labels = [r.factorization.input_labels()[selected] for r in runs]
-    line_labels = [r.factorization.target_labels() for r in runs]
-    ari = np.ones((len(seeds), len(seeds)))
-    ari_lines = np.ones((len(seeds), len(seeds)))
-    for a, b in itertools.combinations(range(len(seeds)), 2):
-        ari[a, b] = ari[b, a] = adjusted_rand_score(labels[a], labels[b])
-        # Lines too: with few selected substations the substation ARI is often trivially 1.
-        ari_lines[a, b] = ari_lines[b, a] = adjusted_rand_score(line_labels[a], line_labels[b])
-    write_json(
-        out_dir / "stability.json",
-        {
-            "seeds": seeds,
-            "selected_substations": selected,
-            "substation_labels": {
-                str(s): lab.tolist() for s, lab in zip(seeds, labels, strict=True)
-            },
-            "adjusted_rand_index": ari.tolist(),
-            "mean_pairwise_ari": float(ari[np.triu_indices(len(seeds), 1)].mean()),
-            "adjusted_rand_index_lines": ari_lines.tolist(),
-        },
-    )
-    return runs, ari
