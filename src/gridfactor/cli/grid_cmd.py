@@ -6,6 +6,7 @@ import json
 import time
 from pathlib import Path
 
+import numpy as np
 import typer
 
 from gridfactor.cli.main import (
@@ -36,6 +37,18 @@ N_PERMUTATIONS = typer.Option(
     10, "--n-permutations", help="Significance rule: null replicates per substation."
 )
 K = typer.Option(None, "--k", help="KSG neighbours (default: the estimator's default).")
+PARTITION = typer.Option(
+    "spectral",
+    "--partition",
+    help="MI graph -> zones: spectral (default), cocluster, louvain, or components (the "
+    "threshold rule's connected components).",
+)
+N_ZONES = typer.Option(
+    "auto", "--n-zones", help="Number of zones, or auto (max bipartite modularity)."
+)
+MAX_ZONES = typer.Option(
+    None, "--max-zones", help="Largest K tried by auto (default: half the acted-on substations)."
+)
 
 
 def _config(
@@ -52,7 +65,11 @@ def _config(
     alpha,
     n_permutations,
     min_mi,
+    partition="spectral",
+    n_zones="auto",
+    max_zones=None,
 ):
+    from gridfactor.factorize.partition import check_n_zones
     from gridfactor.grid.pipeline import GridFactorizeConfig
 
     return GridFactorizeConfig(
@@ -69,6 +86,9 @@ def _config(
         explore=explore,
         min_elements=min_elements,
         k=k,
+        partition=partition,
+        n_zones=check_n_zones(n_zones),
+        max_zones=max_zones,
     ).validate()
 
 
@@ -78,9 +98,9 @@ def _print_result(result) -> None:
         f"dataset: {info['n_rows']} transitions, mean episode length "
         f"{info['mean_episode_length']:.1f} steps"
     )
-    shown = [result.factorization]
-    if result.quantile_factorization is not None:
-        shown.append(result.quantile_factorization)
+    shown = [f for f in (result.components_factorization, result.quantile_factorization) if f]
+    if result.zones is None:
+        shown = [result.factorization, *shown[1:]]
     for factorization in shown:
         meta = factorization.meta
         rule = (
@@ -88,13 +108,40 @@ def _print_result(result) -> None:
             if meta["threshold"] == "significance"
             else f"quantile {meta['quantile']:g}"
         )
+        n_joint = sum(1 for c in factorization.clusters if c.targets and c.inputs)
         typer.echo(
-            f"{rule}: {len(factorization.clusters)} clusters (lines <- substations; "
-            "substations not acted on are left alone):"
+            f"{rule} + connected components: {len(factorization.clusters)} clusters, "
+            f"{n_joint} with lines and substations:"
         )
         for line in factorization.describe():
             if "<- inputs []" not in line and "targets []" not in line:
                 typer.echo(f"  {line}")
+    if result.zones is not None:
+        _print_zones(result.zones)
+
+
+def _print_zones(zones) -> None:
+    part = zones.partition
+    names = zones.factorization.input_names
+    typer.echo(
+        f"zones ({part.method}, K = {part.n_zones}, {part.rule}): "
+        f"{100 * part.score.inside_share:.0f}% of the MI inside zones, "
+        f"ARI vs physics reference {zones.ari_physics:.2f}"
+    )
+    typer.echo(
+        "  K curve (MI inside / modularity): "
+        + ", ".join(
+            f"K={s.n_zones} {100 * s.inside_share:.0f}%/{s.modularity:.3f}" for s in part.curve
+        )
+    )
+    for line in zones.factorization.describe():
+        if "<- inputs []" not in line:
+            typer.echo(f"  {line.replace('cluster', 'zone', 1)}")
+    physics = zones.physics
+    typer.echo(
+        "  physics reference (susceptance graph, same K): "
+        + " / ".join("{" + ", ".join(names[s] for s in subs) + "}" for subs in physics.zones())
+    )
 
 
 @app.command("collect")
@@ -155,6 +202,9 @@ def factorize_cmd(
     explore: float = EXPLORE,
     min_elements: int = MIN_ELEMENTS,
     k: int = K,
+    partition: str = PARTITION,
+    n_zones: str = N_ZONES,
+    max_zones: int = MAX_ZONES,
     seed: int = SEED,
     out: Path = typer.Option(Path("runs/factorize"), "--out", help="Run directory."),
     workers: int = WORKERS,
@@ -180,6 +230,9 @@ def factorize_cmd(
         alpha,
         n_permutations,
         min_mi,
+        partition,
+        n_zones,
+        max_zones,
     )
     start = time.perf_counter()
     result = factorize_grid(
@@ -208,6 +261,9 @@ def factorize_stability_cmd(
     explore: float = EXPLORE,
     min_elements: int = MIN_ELEMENTS,
     k: int = K,
+    partition: str = PARTITION,
+    n_zones: str = N_ZONES,
+    max_zones: int = MAX_ZONES,
     seed: int = SEED,
     stability_seeds: int = typer.Option(
         3, "--stability-seeds", help="Number of seeds (seed, seed+1, ...)."
@@ -236,6 +292,9 @@ def factorize_stability_cmd(
         alpha,
         n_permutations,
         min_mi,
+        partition,
+        n_zones,
+        max_zones,
     )
     seeds = [seed + i for i in range(stability_seeds)]
     runs, ari = stability(
@@ -260,3 +319,44 @@ def factorize_stability_cmd(
         for b in range(a + 1, len(seeds)):
             typer.echo(f"  seed {seeds[a]} vs {seeds[b]}: {lines_ari[a][b]:.3f}")
     typer.echo(f"wrote {Path(out) / 'stability.json'}")
+
+
+@app.command("zones")
+def zones_cmd(
+    env: str = ENV,
+    k: int = typer.Option(2, "--k", help="Number of zones."),
+    seed: int = SEED,
+    plot: Path = typer.Option(None, "--plot", help="Also draw the zones on the grid map (PNG)."),
+) -> None:
+    """Physics reference zones: spectral clustering of the grid's susceptance graph (no data)."""
+    from gridfactor.collect.grid2op_collect import _cached_env
+    from gridfactor.envs.grid2op_env import check_env_name
+    from gridfactor.grid.physics import physics_zones, susceptance_matrix
+
+    check_env_name(env)
+    grid, _ = _cached_env(env, "lightsim")
+    zones = physics_zones(grid, k, env_name=env, seed=seed)
+    affinity = susceptance_matrix(grid)
+    same = zones.sub_labels[:, None] == zones.sub_labels[None, :]
+    inside = float(affinity[same].sum() / affinity.sum())
+    typer.echo(
+        f"{env}: {zones.n_zones} zones from the susceptance graph ({100 * inside:.0f}% of the "
+        "total susceptance inside zones)"
+    )
+    for number, subs in enumerate(zones.zones()):
+        lines = [str(grid.name_line[i]) for i in np.flatnonzero(zones.line_labels == number)]
+        typer.echo(f"  zone {number}: substations {subs}; lines [{', '.join(lines)}]")
+    if plot is not None:
+        from gridfactor.factorize.structure import Cluster, Factorization
+        from gridfactor.grid.maps import plot_grid_clusters
+
+        fact = Factorization(
+            target_names=[str(n) for n in grid.name_line],
+            input_names=[str(n) for n in grid.name_sub],
+            clusters=[
+                Cluster(tuple(int(i) for i in np.flatnonzero(zones.line_labels == z)), tuple(subs))
+                for z, subs in enumerate(zones.zones())
+            ],
+        )
+        path = plot_grid_clusters(env, fact, plot, title=f"{env}: physics zones, K = {k}")
+        typer.echo(f"wrote {path}")

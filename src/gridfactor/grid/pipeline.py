@@ -23,17 +23,22 @@ import numpy as np
 
 from gridfactor.collect.grid2op_collect import CollectConfig, collect, load_dataset
 from gridfactor.errors import UserError
+from gridfactor.factorize.partition import check_method, check_n_zones
 from gridfactor.factorize.pipeline import ThresholdRule, adjacency_factorization
 from gridfactor.factorize.plots import plot_factorization
 from gridfactor.factorize.significance import permutation_null, significance_test
 from gridfactor.factorize.structure import Factorization
 from gridfactor.factorize.threshold import binarize_quantile, check_quantile
 from gridfactor.grid.maps import plot_grid_clusters
+from gridfactor.grid.zones import GridZones, grid_zones, plot_zones_curve
 from gridfactor.parallel import ParallelConfig
 from gridfactor.runs import atomic_write, prepare_run_dir, save_npy
 
 MI_PARTS_DIR = "mi_parts"
 GRID_PLOT = "grid_clusters.png"
+ZONES_CURVE_PLOT = "zones_curve.png"
+COMPONENTS = "components"
+PARTITIONS = ("spectral", "cocluster", "louvain", COMPONENTS)
 # A substation with fewer usable transitions gets no MI column (no edges): its actions ended
 # the episodes (game over) almost at once, and a handful of rows estimate nothing.
 MIN_ROWS_PER_SUBSTATION = 10
@@ -51,6 +56,13 @@ class GridFactorizeConfig:
         too (``factorization_quantile.json``), side by side.
     quantile: per-substation (column) quantile threshold of the bias-corrected MI.
     k: KSG neighbours (None = the estimator's default for the sample size).
+    partition: how the MI graph becomes zones: a partition method of
+        :mod:`gridfactor.factorize.partition` (``spectral`` default, ``cocluster``,
+        ``louvain``) on the bias-corrected MI, or ``components`` (the threshold rule's
+        connected components, the earlier behaviour). The threshold rule's components are
+        saved beside the zones (``factorization_components.json``).
+    n_zones: number of zones or ``"auto"`` (max bipartite modularity); max_zones: the
+        largest K tried (None: half the measured acted-on substations).
     """
 
     env_name: str = "l2rpn_case14_sandbox"
@@ -67,6 +79,9 @@ class GridFactorizeConfig:
     min_elements: int = 4
     k: int | None = None
     chunk_size: int = 50
+    partition: str = "spectral"
+    n_zones: int | str = "auto"
+    max_zones: int | None = None
 
     def collect_config(self) -> CollectConfig:
         return CollectConfig(
@@ -87,6 +102,12 @@ class GridFactorizeConfig:
             raise UserError(f"--k must be > 0, got {self.k}; omit it for the default")
         check_quantile(self.quantile)
         _ = self.rule  # validates the threshold settings
+        if self.partition != COMPONENTS:
+            check_method(self.partition)
+        # the upper bound (acted-on substations) is checked once the grid is known
+        check_n_zones(self.n_zones)
+        if self.max_zones is not None and self.max_zones < 1:
+            raise UserError(f"--max-zones must be >= 1, got {self.max_zones}")
         return self
 
     @property
@@ -107,6 +128,8 @@ class GridFactorization:
     adjacency: np.ndarray
     out_dir: Path
     quantile_factorization: Factorization | None = None
+    components_factorization: Factorization | None = None
+    zones: GridZones | None = None
     files: list[Path] = field(default_factory=list)
     dataset_info: dict[str, Any] = field(default_factory=dict)
 
@@ -292,6 +315,14 @@ def grid_adjacency(
     return test.adjacency & tested, test.adjusted
 
 
+def selected_substations(config: GridFactorizeConfig) -> list[int]:
+    """Substations the collection acts on (at least ``min_elements`` elements)."""
+    from gridfactor.collect.grid2op_collect import _cached_env
+
+    env, _ = _cached_env(config.env_name, "lightsim")
+    return [s for s, n in enumerate(env.sub_info) if n >= config.min_elements]
+
+
 def _run_config(config: GridFactorizeConfig) -> dict[str, Any]:
     return {"command": "factorize", **asdict(config)}
 
@@ -316,6 +347,8 @@ def factorize_grid(
     from gridfactor.envs.grid2op_env import check_env_name
 
     check_env_name(config.env_name)  # fail fast, before creating the run directory
+    if config.n_zones != "auto":
+        check_n_zones(config.n_zones, len(selected_substations(config)))
     out_dir = prepare_run_dir(out, _run_config(config), resume=resume, overwrite=overwrite)
     # --resume continues the run directory's own settings (they may differ from the flags).
     saved = json.loads((out_dir / "config.json").read_text())
@@ -358,9 +391,30 @@ def factorize_grid(
         },
         "versions": sidecar["versions"],
     }
-    factorization = adjacency_factorization(
+    components = adjacency_factorization(
         adjacency, sidecar["line_names"], sidecar["sub_names"], {**config.rule.describe(), **meta}
     )
+    zones = None
+    if config.partition == COMPONENTS:
+        factorization = components
+    else:
+        from gridfactor.collect.grid2op_collect import _cached_env
+
+        env, _ = _cached_env(config.env_name, "lightsim")
+        zones = grid_zones(
+            env,
+            unbiased,
+            result.measured,
+            method=config.partition,
+            n_zones=config.n_zones,
+            max_zones=config.max_zones,
+            seed=config.seed,
+            env_name=config.env_name,
+            meta={**config.rule.describe(), **meta},
+        )
+        factorization = zones.factorization
+        components.save(out_dir / "factorization_components.json")
+        files.append(out_dir / "factorization_components.json")
     quantile_factorization = None
     if config.threshold != "quantile":
         # The seed's rule, side by side, for comparison.
@@ -383,7 +437,19 @@ def factorize_grid(
         row_label="line (next rho)",
         col_label="substation (action)",
     )
-    files.append(plot_grid_clusters(config.env_name, factorization, out_dir / GRID_PLOT))
+    if zones is None:
+        files.append(plot_grid_clusters(config.env_name, factorization, out_dir / GRID_PLOT))
+    else:
+        files.append(
+            plot_grid_clusters(
+                config.env_name,
+                factorization,
+                out_dir / GRID_PLOT,
+                physics_sub_labels=zones.physics.sub_labels,
+                physics_line_labels=zones.physics.line_labels,
+            )
+        )
+        files.append(plot_zones_curve(zones.partition, out_dir / ZONES_CURVE_PLOT, config.env_name))
     return GridFactorization(
         factorization=factorization,
         mi=mi,
@@ -392,6 +458,8 @@ def factorize_grid(
         adjacency=adjacency,
         out_dir=out_dir,
         quantile_factorization=quantile_factorization,
+        components_factorization=components,
+        zones=zones,
         files=files,
         dataset_info={
             "n_rows": sidecar["n_rows"],

@@ -1,0 +1,127 @@
+"""Zones of a grid from its (line x substation) MI matrix, and their physics cross-check.
+
+Every line and every measured acted-on substation lands in exactly one zone; each zone holds
+at least one acted-on substation (its agent needs actions). A line without MI to any
+measured substation joins the zone of the nearest one on the grid (hop distance).
+Substations that are not acted on get no agent: they are reported with the zone most of
+their lines belong to (for the grid map) in ``meta.zones.unacted_substation_zones``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from gridfactor.factorize.partition import ZonePartition, ZonePartitioner
+from gridfactor.factorize.structure import Cluster, Factorization
+from gridfactor.grid.physics import PhysicsZones, physics_zones
+
+
+def line_proximity(env: Any) -> np.ndarray:
+    """(n_line, n_sub) ``2 ** -hops`` from the nearer end of each line to each substation
+    (1 for the substations a line touches): where a line without MI goes."""
+    from scipy.sparse import csr_matrix
+    from scipy.sparse.csgraph import shortest_path
+
+    or_sub, ex_sub = np.asarray(env.line_or_to_subid), np.asarray(env.line_ex_to_subid)
+    graph = csr_matrix((np.ones(len(or_sub)), (or_sub, ex_sub)), shape=(env.n_sub, env.n_sub))
+    hops = shortest_path(graph, directed=False, unweighted=True)
+    nearest = np.minimum(hops[or_sub], hops[ex_sub])
+    return np.where(np.isfinite(nearest), 2.0 ** (-nearest), 0.0)
+
+
+@dataclass
+class GridZones:
+    """A grid partition: the Factorization ``train`` reads, and how it was found."""
+
+    factorization: Factorization
+    partition: ZonePartition
+    physics: PhysicsZones
+    ari_physics: float  # ARI of the zones vs the physics reference, on acted-on substations
+
+
+def unacted_zones(env: Any, line_labels: np.ndarray, acted: list[int]) -> dict[str, int]:
+    """Zone of each substation that is not acted on: the zone of most of its lines."""
+    or_sub, ex_sub = np.asarray(env.line_or_to_subid), np.asarray(env.line_ex_to_subid)
+    out = {}
+    for sub in range(env.n_sub):
+        if sub in acted:
+            continue
+        labels = line_labels[((or_sub == sub) | (ex_sub == sub)) & (line_labels >= 0)]
+        if labels.size:
+            values, counts = np.unique(labels, return_counts=True)
+            out[str(sub)] = int(values[np.argmax(counts)])
+    return out
+
+
+def grid_zones(
+    env: Any,
+    weights: np.ndarray,
+    measured: list[int],
+    *,
+    method: str,
+    n_zones: int | str,
+    max_zones: int | None,
+    seed: int,
+    env_name: str,
+    meta: dict[str, Any],
+) -> GridZones:
+    """Partition the (n_line, n_sub) MI ``weights`` over the ``measured`` substations."""
+    from sklearn.metrics import adjusted_rand_score
+
+    partition = ZonePartitioner(
+        n_zones=n_zones, method=method, max_zones=max_zones, random_state=seed
+    ).fit_predict(weights, inputs=measured, fallback=line_proximity(env))
+    line_labels, sub_labels = partition.target_labels, partition.input_labels
+    physics = physics_zones(env, partition.n_zones, env_name=env_name, seed=seed)
+    ari = float(adjusted_rand_score(physics.sub_labels[measured], sub_labels[measured]))
+    clusters = [
+        Cluster(
+            tuple(int(i) for i in np.flatnonzero(line_labels == zone)),
+            tuple(int(i) for i in np.flatnonzero(sub_labels == zone)),
+        )
+        for zone in range(partition.n_zones)
+    ]
+    # lines no zone could take (no MI, not connected to any measured substation): alone
+    clusters += [Cluster((int(i),), ()) for i in np.flatnonzero(line_labels < 0)]
+    zones_meta = {
+        **partition.describe(),
+        "ari_physics": ari,
+        "physics_sub_labels": physics.sub_labels.tolist(),
+        "unacted_substation_zones": unacted_zones(env, line_labels, measured),
+    }
+    factorization = Factorization(
+        target_names=[str(n) for n in env.name_line],
+        input_names=[str(n) for n in env.name_sub],
+        clusters=clusters,
+        meta={**meta, "partition": method, "zones": zones_meta},
+    )
+    return GridZones(factorization, partition, physics, ari)
+
+
+def plot_zones_curve(partition: ZonePartition, path: Any, env_name: str = "") -> Any:
+    """``zones_curve.png``: share of the MI inside zones and modularity against K."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from gridfactor.runs import save_figure
+
+    ks = [s.n_zones for s in partition.curve]
+    fig, ax = plt.subplots(figsize=(5.5, 3.5))
+    ax.plot(ks, [s.inside_share for s in partition.curve], marker="o", label="MI inside zones")
+    ax.plot(ks, [s.modularity for s in partition.curve], marker="s", label="modularity")
+    ax.axvline(
+        partition.n_zones, color="grey", ls="--", lw=1, label=f"chosen K = {partition.n_zones}"
+    )
+    ax.set_xlabel("number of zones K")
+    ax.set_ylabel("share / modularity")
+    ax.set_ylim(0, 1.02)
+    ax.set_xticks(ks)
+    ax.legend(fontsize="small")
+    ax.set_title(f"{env_name} zones ({partition.method}, {partition.rule})", fontsize=9)
+    save_figure(fig, path)
+    return path
