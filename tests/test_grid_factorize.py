@@ -53,8 +53,9 @@ def _factorize(env: str, out: Path, *extra: str):
 def test_factorize_cli_end_to_end(tmp_path, env, n_line, n_sub):
     out = tmp_path / env
     result = _factorize(env, out)
-    assert "clusters (lines <- substations" in result.output
-    assert "quantile 0.7:" in result.output  # the seed's rule, side by side
+    assert "zones (spectral, K = " in result.output
+    assert "significance, alpha=0.01 + connected components" in result.output  # beside
+    assert "quantile 0.7 + connected components" in result.output  # the seed's rule
     for name in ("mi.npy", "shuffled_mi.npy", "unbiased_mi.npy"):
         matrix = np.load(out / name)
         assert matrix.shape == (n_line, n_sub)
@@ -66,29 +67,48 @@ def test_factorize_cli_end_to_end(tmp_path, env, n_line, n_sub):
     fact = Factorization.load(out / "factorization.json")
     sidecar = json.loads((out / "dataset.json").read_text())
     selected = sidecar["selected_substations"]
-    # unselected substations: zero columns, alone in their cluster
     unselected = [s for s in range(n_sub) if s not in selected]
     assert (mi[:, unselected] == 0).all()
+    # zones: every line and every acted-on substation in exactly one zone, each zone with
+    # an acted-on substation; the others get no agent, only a zone for the map
     labels = fact.input_labels()
-    for s in unselected:
-        assert fact.clusters[labels[s]].inputs == (s,)
-        assert not fact.clusters[labels[s]].targets
+    assert (fact.target_labels() >= 0).all() and (labels[selected] >= 0).all()
+    assert (labels[unselected] == -1).all()
+    assert all(c.inputs for c in fact.clusters)
+    zones = fact.meta["zones"]
+    assert zones["n_zones"] == len(fact.clusters) and zones["method"] == "spectral"
+    assert set(zones["unacted_substation_zones"]) <= {str(s) for s in unselected}
+    assert [c["n_zones"] for c in zones["curve"]][0] == 1
+    assert 0 < zones["inside_share"] <= 1 and -1 <= zones["ari_physics"] <= 1
     assert fact.target_names == sidecar["line_names"]
     assert fact.input_names == sidecar["sub_names"]
     assert fact.meta["env_name"] == env and fact.meta["threshold"] == "significance"
     seed_rule = Factorization.load(out / "factorization_quantile.json")
     assert seed_rule.meta["quantile"] == 0.7 and seed_rule.input_names == fact.input_names
-    # every line and every substation is in exactly one cluster
-    assert (fact.target_labels() >= 0).all() and (labels >= 0).all()
+    components = Factorization.load(out / "factorization_components.json")
+    labels = components.input_labels()
+    for s in unselected:  # the components rule leaves them alone
+        assert components.clusters[labels[s]].inputs == (s,)
     for png in ("mi_heatmap.png", "binarized.png", "blocks.png", "grid_clusters.png"):
         assert (out / png).stat().st_size > 1000
+    assert (out / "zones_curve.png").stat().st_size > 1000
     # same command again: reuses everything, same result
     again = _factorize(env, out)
 
     def clusters(output: str) -> list[str]:
-        return [line for line in output.splitlines() if line.startswith("  cluster ")]
+        return [line for line in output.splitlines() if line.startswith(("  cluster ", "  zone "))]
 
     assert clusters(result.output) and clusters(again.output) == clusters(result.output)
+
+
+def test_partition_components_is_the_earlier_rule(tmp_path):
+    out = tmp_path / "components"
+    result = _factorize("rte_case5_example", out, "--partition", "components")
+    assert "zones (" not in result.output
+    fact = Factorization.load(out / "factorization.json")
+    assert "zones" not in fact.meta and not (out / "factorization_components.json").exists()
+    # every line and every substation in exactly one cluster (singletons included)
+    assert (fact.target_labels() >= 0).all() and (fact.input_labels() >= 0).all()
 
 
 def test_substation_with_too_few_rows_gets_no_edges_not_a_crash(tmp_path):
@@ -112,9 +132,12 @@ def test_substation_with_too_few_rows_gets_no_edges_not_a_crash(tmp_path):
     assert (mi[:, unmeasured] == 0).all()
     measured = [s for s in samples if s not in unmeasured]
     assert (mi[:, measured] != 0).any(axis=0).all()
+    # no MI, yet acted on: they join the zone of most of their lines, so they get an agent
     labels = fact.input_labels()
-    for s in unmeasured:
-        assert not fact.clusters[labels[s]].targets
+    assert (labels[unmeasured] >= 0).all()
+    assert fact.meta["zones"]["unmeasured_substation_zones"] == {
+        str(s): int(labels[s]) for s in unmeasured
+    }
     # a re-run reuses the saved columns (including the unmeasured flag): same bytes
     before = (out / "factorization.json").read_bytes()
     rerun = subprocess.run([str(GRIDFACTOR), *args], capture_output=True, text=True, timeout=300)
@@ -132,3 +155,18 @@ def test_unknown_env_is_one_line_exit_2(tmp_path):
     assert proc.stderr.strip().startswith("error: unknown or not-on-disk environment")
     assert len(proc.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "x").exists()
+
+
+def test_case14_zones_follow_the_grid(tmp_path):
+    """A small collection (20 episodes per substation) already separates the 14-bus grid's
+    two voltage levels: lines 0_1_0 and 0_4_1 land with sub_1 and sub_4, not with sub_12
+    (also seen with seeds 1-6 and at the seed settings)."""
+    out = tmp_path / "case14"
+    args = ["--n-episodes", "20", "--max-steps", "30", "--n-samples", "2000"]
+    _factorize("l2rpn_case14_sandbox", out, *args, "--threshold", "quantile", "--seed", "5")
+    fact = Factorization.load(out / "factorization.json")
+    lines = {name: i for i, name in enumerate(fact.target_names)}
+    line_zone, sub_zone = fact.target_labels(), fact.input_labels()
+    assert line_zone[lines["0_1_0"]] == line_zone[lines["0_4_1"]] == sub_zone[1] == sub_zone[4]
+    assert sub_zone[12] != sub_zone[1]
+    assert line_zone[lines["11_12_13"]] == sub_zone[12]

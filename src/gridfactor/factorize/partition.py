@@ -19,15 +19,18 @@ distance, or stay unassigned). Methods:
 Number of zones: ``n_zones=K`` or ``"auto"``. For every K = 1 .. ``max_zones`` the method's
 K-partition is scored by the share of the total MI inside zones and by Barber's bipartite
 modularity (Phys. Rev. E 76, 066102, 2007): the share inside minus the share a random
-bipartite graph with the same per-target and per-input MI totals would keep inside. ``auto``
-picks the K of highest modularity (ties: the smaller K): more zones must buy more structure
-than chance would, so one zone is chosen when nothing stands out and disconnected blocks are
-never merged. The whole curve is kept (``ZonePartition.curve``).
+bipartite graph with the same per-target and per-input MI totals would keep inside. A method
+finds some modularity in pure noise, more so at larger K, so the same method also runs on
+``n_null`` (19) shuffled copies of the MI (each input's values permuted over the targets:
+same MI per input, no structure). ``auto`` keeps the K whose modularity beats all of its
+shuffled replicates (a permutation test at p < 1/20) and, among those, picks the largest
+excess over the replicates' mean (ties: the smaller K); one zone when no K is significant,
+and disconnected blocks are never merged. The whole curve is kept (``ZonePartition.curve``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -37,6 +40,8 @@ from gridfactor.errors import UserError
 METHODS = ("spectral", "cocluster", "louvain")
 # Resolutions scanned by the louvain method (log-spaced; 1.0 is networkx's default).
 LOUVAIN_RESOLUTIONS = np.geomspace(0.05, 20.0, 41)
+# Modularity differences below this are rounding: the smaller K wins.
+MODULARITY_TOL = 1e-9
 
 
 def check_n_zones(n_zones: int | str, n_inputs: int | None = None) -> int | str:
@@ -71,6 +76,17 @@ class ZoneScore:
     inside_share: float  # MI inside zones / total MI
     cut_mi: float  # MI between a target and an input of different zones (nats, summed)
     modularity: float  # Barber's bipartite modularity
+    null_modularity: float = 0.0  # mean of what the method reaches at this K on shuffled MI
+    null_max: float = 0.0  # the highest of those replicates
+
+    @property
+    def excess_modularity(self) -> float:
+        return self.modularity - self.null_modularity
+
+    @property
+    def significant(self) -> bool:
+        """The data beat every shuffled replicate (one zone always qualifies)."""
+        return self.n_zones == 1 or self.modularity > self.null_max
 
     def to_dict(self) -> dict[str, float]:
         return {
@@ -78,6 +94,10 @@ class ZoneScore:
             "inside_share": self.inside_share,
             "cut_mi": self.cut_mi,
             "modularity": self.modularity,
+            "null_modularity": self.null_modularity,
+            "null_max": self.null_max,
+            "excess_modularity": self.excess_modularity,
+            "significant": self.significant,
         }
 
 
@@ -248,11 +268,12 @@ class ZonePartitioner:
     """Partition a (targets x inputs) MI matrix into zones (scikit-learn style).
 
     Args:
-        n_zones: number of zones, or "auto" (max bipartite modularity over 1..max_zones).
+        n_zones: number of zones, or "auto" (see the module docstring).
         method: one of :data:`METHODS` (see the module docstring).
         max_zones: largest K tried by "auto" and reported in the curve (None: half the
             partitioned inputs, at least 1, so that zones hold two inputs on average).
-        random_state: seed of the clustering.
+        random_state: seed of the clustering and of the null.
+        n_null: shuffled-MI replicates of the null (19: a K is significant at p < 0.05).
 
     ``fit(weights, inputs=None, fallback=None)``: weights (n_t, n_i) MI (negative values are
     clipped to 0); ``inputs`` the indices of the inputs to partition (None: all); fallback
@@ -266,11 +287,13 @@ class ZonePartitioner:
         method: str = "spectral",
         max_zones: int | None = None,
         random_state: int = 0,
+        n_null: int = 19,
     ) -> None:
         self.n_zones = n_zones
         self.method = method
         self.max_zones = max_zones
         self.random_state = random_state
+        self.n_null = n_null
 
     def _input_labels(self, w: np.ndarray, k: int, louvain: dict[int, np.ndarray] | None):
         if k == 1:
@@ -281,6 +304,24 @@ class ZonePartitioner:
             return _cocluster_inputs(w, k, self.random_state)
         assert louvain is not None
         return louvain.get(k)
+
+    def _partitions(
+        self, w: np.ndarray, fallback: np.ndarray | None, ks: range
+    ) -> dict[int, tuple[np.ndarray, np.ndarray, ZoneScore]]:
+        """(target labels, input labels, score) of the method's partition for each K in
+        ``ks`` that it reaches (a method may leave a cluster empty: that K is skipped)."""
+        louvain = _louvain_by_k(w, self.random_state) if self.method == "louvain" else None
+        out = {}
+        for k in ks:
+            sub_labels = self._input_labels(w, k, louvain)
+            if sub_labels is None:
+                continue
+            sub_labels = _relabel(np.asarray(sub_labels))
+            targets = assign_targets(w, sub_labels, fallback)
+            score = score_zones(w, targets, sub_labels)
+            if score.n_zones == k:
+                out[k] = (targets, sub_labels, score)
+        return out
 
     def fit(
         self,
@@ -294,7 +335,7 @@ class ZonePartitioner:
             raise UserError(f"MI matrix must be 2-D (targets x inputs), got {weights.shape}")
         if not np.all(np.isfinite(weights)):
             raise UserError("MI matrix has NaN or inf values; re-run the MI estimation")
-        n_t, n_i = weights.shape
+        n_i = weights.shape[1]
         cols = np.arange(n_i) if inputs is None else np.asarray(inputs, dtype=int)
         if cols.size == 0:
             raise UserError("no input to partition (no acted-on substation was measured)")
@@ -303,36 +344,38 @@ class ZonePartitioner:
         max_zones = min(max(max_zones, n_zones if isinstance(n_zones, int) else 1), cols.size)
         w = np.clip(weights[:, cols], 0.0, None)
         fb = None if fallback is None else np.asarray(fallback, dtype=float)[:, cols]
-        louvain = _louvain_by_k(w, self.random_state) if self.method == "louvain" else None
-
-        def candidate(k: int) -> tuple[np.ndarray, np.ndarray, ZoneScore] | None:
-            sub_labels = self._input_labels(w, k, louvain)
-            if sub_labels is None:
-                return None
-            sub_labels = _relabel(np.asarray(sub_labels))
-            targets = assign_targets(w, sub_labels, fb)
-            return targets, sub_labels, score_zones(w, targets, sub_labels)
-
-        results: dict[int, tuple[np.ndarray, np.ndarray, ZoneScore]] = {}
-        for k in range(1, max_zones + 1):
-            found = candidate(k)
-            # a method may leave a cluster empty: that K is not reached, skip it
-            if found is not None and found[2].n_zones == k:
-                results[k] = found
+        results = self._partitions(w, fb, range(1, max_zones + 1))
+        # The same method on structureless MI (each input's values shuffled over the
+        # targets): the modularity it finds there at a given K is what noise alone buys.
+        rng = np.random.default_rng(self.random_state)
+        null: dict[int, list[float]] = {k: [] for k in results}
+        for _ in range(self.n_null):
+            found = self._partitions(rng.permuted(w, axis=0), None, range(2, max_zones + 1))
+            for k, (_, _, score) in found.items():
+                if k in null:
+                    null[k].append(score.modularity)
+        for k, (targets, labels, score) in results.items():
+            q0 = (float(np.mean(null[k])), float(np.max(null[k]))) if null[k] else (0.0, 0.0)
+            results[k] = (targets, labels, replace(score, null_modularity=q0[0], null_max=q0[1]))
         if n_zones == "auto":
-            rule = "auto: max bipartite modularity"
-            chosen = max(sorted(results), key=lambda k: (results[k][2].modularity, -k))
+            rule = "auto: max modularity above the shuffled-MI null"
+            chosen = min(results)
+            for k in sorted(results):  # a larger K must beat the best so far beyond rounding
+                score = results[k][2]
+                if (
+                    score.significant
+                    and score.excess_modularity
+                    > results[chosen][2].excess_modularity + MODULARITY_TOL
+                ):
+                    chosen = k
         else:
             rule = "fixed"
             chosen = n_zones
             if chosen not in results:
-                found = candidate(chosen)
-                if found is None or found[2].n_zones != chosen:
-                    raise UserError(
-                        f"the {self.method} method finds no partition into {chosen} zones; "
-                        "pass another --n-zones or --partition spectral"
-                    )
-                results[chosen] = found
+                raise UserError(
+                    f"the {self.method} method finds no partition into {chosen} zones; "
+                    "pass another --n-zones or --partition spectral"
+                )
         targets, sub_labels, score = results[chosen]
         input_labels = np.full(n_i, -1)
         input_labels[cols] = sub_labels

@@ -70,8 +70,8 @@ def physics_zones(env: Any, n_zones: int, *, env_name: str = "", seed: int = 0) 
 
     if not 1 <= int(n_zones) <= env.n_sub:
         raise UserError(
-            f"--k {n_zones} is outside 1..{env.n_sub} (the substations of {env_name or 'the env'}); "
-            "pass a number of zones in that range"
+            f"--k {n_zones} is outside 1..{env.n_sub} (the substations of "
+            f"{env_name or 'the env'}); pass a number of zones in that range"
         )
     affinity = susceptance_matrix(env)
     if n_zones == 1:

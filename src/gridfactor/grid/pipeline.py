@@ -405,6 +405,7 @@ def factorize_grid(
             env,
             unbiased,
             result.measured,
+            list(sidecar["selected_substations"]),
             method=config.partition,
             n_zones=config.n_zones,
             max_zones=config.max_zones,

@@ -1,8 +1,9 @@
 """Zones of a grid from its (line x substation) MI matrix, and their physics cross-check.
 
-Every line and every measured acted-on substation lands in exactly one zone; each zone holds
-at least one acted-on substation (its agent needs actions). A line without MI to any
-measured substation joins the zone of the nearest one on the grid (hop distance).
+Every line and every acted-on substation lands in exactly one zone; each zone holds at least
+one acted-on substation (its agent needs actions). A line without MI to any measured
+substation joins the zone of the nearest one on the grid (hop distance); an acted-on
+substation without MI (too few usable rows) joins the zone of most of its lines.
 Substations that are not acted on get no agent: they are reported with the zone most of
 their lines belong to (for the grid map) in ``meta.zones.unacted_substation_zones``.
 """
@@ -42,13 +43,11 @@ class GridZones:
     ari_physics: float  # ARI of the zones vs the physics reference, on acted-on substations
 
 
-def unacted_zones(env: Any, line_labels: np.ndarray, acted: list[int]) -> dict[str, int]:
-    """Zone of each substation that is not acted on: the zone of most of its lines."""
+def zones_by_lines(env: Any, line_labels: np.ndarray, subs: list[int]) -> dict[str, int]:
+    """Zone of each substation of ``subs``: the zone most of its lines belong to."""
     or_sub, ex_sub = np.asarray(env.line_or_to_subid), np.asarray(env.line_ex_to_subid)
     out = {}
-    for sub in range(env.n_sub):
-        if sub in acted:
-            continue
+    for sub in subs:
         labels = line_labels[((or_sub == sub) | (ex_sub == sub)) & (line_labels >= 0)]
         if labels.size:
             values, counts = np.unique(labels, return_counts=True)
@@ -60,6 +59,7 @@ def grid_zones(
     env: Any,
     weights: np.ndarray,
     measured: list[int],
+    selected: list[int],
     *,
     method: str,
     n_zones: int | str,
@@ -74,7 +74,11 @@ def grid_zones(
     partition = ZonePartitioner(
         n_zones=n_zones, method=method, max_zones=max_zones, random_state=seed
     ).fit_predict(weights, inputs=measured, fallback=line_proximity(env))
-    line_labels, sub_labels = partition.target_labels, partition.input_labels
+    line_labels, sub_labels = partition.target_labels, partition.input_labels.copy()
+    # acted-on substations without MI (too few rows) still need an agent: by their lines
+    unmeasured = zones_by_lines(env, line_labels, [s for s in selected if s not in measured])
+    for sub, zone in unmeasured.items():
+        sub_labels[int(sub)] = zone
     physics = physics_zones(env, partition.n_zones, env_name=env_name, seed=seed)
     ari = float(adjusted_rand_score(physics.sub_labels[measured], sub_labels[measured]))
     clusters = [
@@ -90,7 +94,10 @@ def grid_zones(
         **partition.describe(),
         "ari_physics": ari,
         "physics_sub_labels": physics.sub_labels.tolist(),
-        "unacted_substation_zones": unacted_zones(env, line_labels, measured),
+        "unmeasured_substation_zones": unmeasured,
+        "unacted_substation_zones": zones_by_lines(
+            env, line_labels, [s for s in range(env.n_sub) if s not in selected]
+        ),
     }
     factorization = Factorization(
         target_names=[str(n) for n in env.name_line],
