@@ -49,8 +49,11 @@ class ClusterAgent:
             connected to its substations, sorted.
         topo_pos: (n_e,) positions in ``topo_vect`` of the elements of its substations.
         actions: the grid2op actions, index 0 = do nothing, then the unitary topology
-            actions of ``subs`` in order.
+            actions of ``subs`` in order (only those of ``action_set`` when one is given).
         action_subs: (n_actions,) substation acted on by each action (-1 for do nothing).
+        action_keys: (n_actions,) canonical id of each action: (substation, index in
+            grid2op's unitary topology set of that substation); (-1, -1) for do nothing.
+            The same id on every agent that can play the action (zones, centralized).
     """
 
     agent_id: str
@@ -60,10 +63,20 @@ class ClusterAgent:
     topo_pos: np.ndarray
     actions: list[Any] = field(repr=False)
     action_subs: np.ndarray = field(repr=False)
+    action_keys: list[tuple[int, int]] = field(default_factory=list, repr=False)
 
     @property
     def n_actions(self) -> int:
         return len(self.actions)
+
+    def index_of(self, key: tuple[int, int]) -> int | None:
+        """Position of the action with canonical id ``key`` (None if this agent lacks it)."""
+        if not hasattr(self, "_index"):
+            self._index = {k: i for i, k in enumerate(self.action_keys)}
+        return self._index.get(tuple(key))
+
+
+DO_NOTHING_KEY = (-1, -1)
 
 
 def substation_actions(action_space: Any) -> dict[int, list[Any]]:
@@ -105,8 +118,30 @@ def centralized_factorization(env: Any, env_name: str) -> Factorization:
     )
 
 
-def build_agents(fact: Factorization, env: Any) -> list[ClusterAgent]:
-    """One ClusterAgent per cluster having at least one substation with actions."""
+def merged_factorization(fact: Factorization) -> Factorization:
+    """One cluster holding every line and substation of ``fact``'s clusters: the centralized
+    agent over exactly the substations the distributed agents act on."""
+    targets = tuple(sorted(t for c in fact.clusters for t in c.targets))
+    inputs = tuple(sorted(i for c in fact.clusters for i in c.inputs))
+    return Factorization(
+        fact.target_names,
+        fact.input_names,
+        [Cluster(targets, inputs)],
+        {**fact.meta, "centralized": True},
+    )
+
+
+def build_agents(
+    fact: Factorization,
+    env: Any,
+    action_sets: dict[str, list[tuple[int, int]]] | None = None,
+) -> list[ClusterAgent]:
+    """One ClusterAgent per cluster having at least one substation with actions.
+
+    ``action_sets`` (agent id -> canonical action ids, see ``ClusterAgent.action_keys``)
+    restricts an agent's actions to those ids, in the given order after do nothing (which
+    every agent keeps as action 0). Agents absent from it keep all their actions.
+    """
     space = env.action_space
     per_sub = substation_actions(space)
     or_sub = np.asarray(env.line_or_to_subid)
@@ -120,11 +155,20 @@ def build_agents(fact: Factorization, env: Any) -> list[ClusterAgent]:
         touching = np.flatnonzero(np.isin(or_sub, subs) | np.isin(ex_sub, subs))
         lines = np.union1d(np.asarray(cluster.targets, dtype=int), touching).astype(int)
         topo_pos = np.flatnonzero(np.isin(np.asarray(env.grid_objects_types[:, 0]), subs))
-        actions = [do_nothing]
-        action_subs = [-1]
-        for sub in subs:
-            actions += per_sub[int(sub)]
-            action_subs += [int(sub)] * len(per_sub[int(sub)])
+        keys = [(int(sub), i) for sub in subs for i in range(len(per_sub[int(sub)]))]
+        chosen = (action_sets or {}).get(agent_id(k))
+        if chosen is not None:
+            allowed = set(keys)
+            bad = [
+                tuple(c) for c in chosen if tuple(c) not in allowed and tuple(c) != DO_NOTHING_KEY
+            ]
+            if bad:
+                raise UserError(
+                    f"action set of {agent_id(k)} holds actions {bad[:3]} that are not "
+                    "unitary topology actions of its substations; rebuild the action sets "
+                    "from demonstrations of this factorization"
+                )
+            keys = [tuple(int(x) for x in c) for c in chosen if tuple(c) != DO_NOTHING_KEY]
         agents.append(
             ClusterAgent(
                 agent_id=agent_id(k),
@@ -132,8 +176,9 @@ def build_agents(fact: Factorization, env: Any) -> list[ClusterAgent]:
                 subs=subs,
                 lines=lines,
                 topo_pos=topo_pos,
-                actions=actions,
-                action_subs=np.asarray(action_subs),
+                actions=[do_nothing] + [per_sub[sub][i] for sub, i in keys],
+                action_subs=np.asarray([-1] + [sub for sub, _ in keys]),
+                action_keys=[DO_NOTHING_KEY, *keys],
             )
         )
     if not agents:

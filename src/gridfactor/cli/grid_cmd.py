@@ -46,6 +46,11 @@ PARTITION = typer.Option(
 N_ZONES = typer.Option(
     "auto", "--n-zones", help="Number of zones, or auto (max bipartite modularity)."
 )
+PRIOR = typer.Option(
+    "proximity",
+    "--prior",
+    help="Zones: weigh MI by grid distance (proximity, default) or not (none).",
+)
 MAX_ZONES = typer.Option(
     None, "--max-zones", help="Largest K tried by auto (default: half the acted-on substations)."
 )
@@ -68,6 +73,7 @@ def _config(
     partition="spectral",
     n_zones="auto",
     max_zones=None,
+    prior="proximity",
 ):
     from gridfactor.factorize.partition import check_n_zones
     from gridfactor.grid.pipeline import GridFactorizeConfig
@@ -89,6 +95,7 @@ def _config(
         partition=partition,
         n_zones=check_n_zones(n_zones),
         max_zones=max_zones,
+        prior=prior,
     ).validate()
 
 
@@ -122,14 +129,16 @@ def _print_result(result) -> None:
 
 def _print_zones(zones) -> None:
     part = zones.partition
+    prior = zones.factorization.meta["zones"]["prior"]
+    weighted = "proximity-weighted " if prior == "proximity" else ""
     names = zones.factorization.input_names
     typer.echo(
         f"zones ({part.method}, K = {part.n_zones}, {part.rule}): "
-        f"{100 * part.score.inside_share:.0f}% of the MI inside zones, "
+        f"{100 * zones.inside_share:.0f}% of the MI inside zones, "
         f"ARI vs physics reference {zones.ari_physics:.2f}"
     )
     typer.echo(
-        "  K curve (MI inside / modularity): "
+        f"  K curve ({weighted}MI inside / modularity): "
         + ", ".join(
             f"K={s.n_zones} {100 * s.inside_share:.0f}%/{s.modularity:.3f}" for s in part.curve
         )
@@ -205,6 +214,7 @@ def factorize_cmd(
     partition: str = PARTITION,
     n_zones: str = N_ZONES,
     max_zones: int = MAX_ZONES,
+    prior: str = PRIOR,
     seed: int = SEED,
     out: Path = typer.Option(Path("runs/factorize"), "--out", help="Run directory."),
     workers: int = WORKERS,
@@ -233,6 +243,7 @@ def factorize_cmd(
         partition,
         n_zones,
         max_zones,
+        prior,
     )
     start = time.perf_counter()
     result = factorize_grid(
@@ -264,6 +275,7 @@ def factorize_stability_cmd(
     partition: str = PARTITION,
     n_zones: str = N_ZONES,
     max_zones: int = MAX_ZONES,
+    prior: str = PRIOR,
     seed: int = SEED,
     stability_seeds: int = typer.Option(
         3, "--stability-seeds", help="Number of seeds (seed, seed+1, ...)."
@@ -295,6 +307,7 @@ def factorize_stability_cmd(
         partition,
         n_zones,
         max_zones,
+        prior,
     )
     seeds = [seed + i for i in range(stability_seeds)]
     runs, ari = stability(

@@ -32,14 +32,8 @@ import gymnasium as gym
 import numpy as np
 from ray.rllib.env.multi_agent_env import MultiAgentEnv
 
-from gridfactor.agents.cluster import (
-    ClusterAgent,
-    ObservationEncoder,
-    build_agents,
-    centralized_factorization,
-    check_factorization_for_env,
-)
-from gridfactor.agents.high_level import HighLevelRules
+from gridfactor.agents.cluster import centralized_factorization, check_factorization_for_env
+from gridfactor.agents.frame import DecisionFrame
 from gridfactor.envs.grid2op_env import reset_env
 from gridfactor.errors import UserError
 from gridfactor.factorize.structure import Factorization
@@ -64,6 +58,8 @@ class DecisionEnvConfig:
             e.g. (0.0, 0.8)); episodes start uniformly in it.
         reward: grid2op reward class name (in ``grid2op.Reward``).
         seed: base seed; the env runner index is added so parallel runners differ.
+        action_sets: optional per-agent action subsets, agent id -> [[sub, index], ...]
+            (see :func:`gridfactor.agents.cluster.build_agents`).
     """
 
     env_name: str = "rte_case14_realistic"
@@ -75,6 +71,7 @@ class DecisionEnvConfig:
     start_range: tuple[float, float] = (0.0, 1.0)
     reward: str = "CloseToOverflowReward"
     seed: int = 0
+    action_sets: dict[str, list[list[int]]] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -139,15 +136,17 @@ class DecisionEnv(MultiAgentEnv):
         self.config = config
         self.g2env = make_grid2op_env(config.env_name, config.reward)
         self.factorization = factorization_of(config, self.g2env)
-        self.cluster_agents: list[ClusterAgent] = build_agents(self.factorization, self.g2env)
-        self.by_id = {a.agent_id: a for a in self.cluster_agents}
-        self.encoders = {
-            a.agent_id: ObservationEncoder(a, self.g2env, config.obs_mode)
-            for a in self.cluster_agents
-        }
-        self.sub_owner = {int(s): a.agent_id for a in self.cluster_agents for s in a.subs}
-        self.candidate_subs = sorted(self.sub_owner)
-        self.rules = HighLevelRules(config.danger)
+        self.frame = DecisionFrame(
+            self.factorization,
+            self.g2env,
+            config.obs_mode,
+            config.danger,
+            {k: [tuple(x) for x in v] for k, v in (config.action_sets or {}).items()},
+        )
+        self.cluster_agents = self.frame.agents
+        self.by_id = self.frame.by_id
+        self.encoders = self.frame.encoders
+        self.rules = self.frame.rules
         self.do_nothing = self.g2env.action_space({})
 
         self.possible_agents = [a.agent_id for a in self.cluster_agents]
@@ -241,14 +240,14 @@ class DecisionEnv(MultiAgentEnv):
             if self.rules.is_unsafe(self.obs):
                 return "decide"
             self.safe_steps += 1
-            action = self.rules.reconnect_action(self.obs, self.g2env.action_space)
-            if self._step_grid2op(self.do_nothing if action is None else action, credit):
+            if self._step_grid2op(
+                self.frame.safe_action(self.obs, self.g2env.action_space), credit
+            ):
                 return "over" if self._game_over else "truncated"
 
     def _choose_agent(self) -> str:
-        sub = self.rules.rank_substations(self.obs, self.candidate_subs)[0]
-        self.current_sub = sub
-        return self.sub_owner[sub]
+        aid, self.current_sub = self.frame.choose_agent(self.obs)
+        return aid
 
     def _agent_obs(self, aid: str) -> np.ndarray:
         vec = self.encoders[aid](self.obs)

@@ -12,6 +12,10 @@ Baselines (``--agents`` names):
 - ``expert``: the usual L2RPN greedy expert: when unsafe (max rho >= danger) simulate every
   unitary topology action of every substation, the reconnection (if any) and do-nothing with
   ``obs.simulate`` and play the one with the lowest simulated max rho; when safe, reconnect.
+- ``expert-zone``: the expert restricted to the zones of a factorization: when unsafe, CAPA
+  picks the zone (as for the learned agents) and only that zone's unitary topology actions,
+  the reconnection and do-nothing are simulated. Against ``expert`` it measures what the
+  factorization costs before any learning.
 - ``random``: sanity floor in the same decision frame: when unsafe a uniformly random unitary
   topology action, when safe the reconnection rule.
 """
@@ -22,9 +26,12 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from gridfactor.agents.expert import best_by_simulation
 from gridfactor.errors import UserError
 
-BASELINES = ("do-nothing", "reconnect", "expert", "random")
+BASELINES = ("do-nothing", "reconnect", "expert", "expert-zone", "random")
+# baselines that need the zones of a factorization
+ZONE_BASELINES = ("expert-zone",)
 
 
 @runtime_checkable
@@ -87,13 +94,36 @@ class ExpertAgent(ReconnectAgent):
         candidates = [do_nothing, *unitary_topology_actions(env)]
         if reco is not None:
             candidates.append(reco)
-        best, best_rho = do_nothing, np.inf
-        for action in candidates:
-            rho = _simulated_max_rho(obs, action)
-            # Strict "<" keeps do-nothing (first) on ties: act only when it helps.
-            if rho < best_rho:
-                best, best_rho = action, rho
-        return best
+        best, _ = best_by_simulation(obs, candidates)
+        return candidates[best]
+
+
+class ZoneExpertAgent:
+    """The greedy expert inside the zones' decision frame: when unsafe, simulate only the
+    CAPA-chosen zone's actions (plus do-nothing and the reconnection)."""
+
+    name = "expert-zone"
+
+    def __init__(self, factorization: Any, danger: float = 0.9) -> None:
+        self.factorization = factorization
+        self.danger = danger
+        self._frame: Any = None
+
+    def act(self, obs: Any, env: Any) -> Any:
+        from gridfactor.agents.frame import DecisionFrame
+
+        if self._frame is None or self._frame.action_space_id != id(env.action_space):
+            self._frame = DecisionFrame(self.factorization, env, "local", self.danger)
+        frame = self._frame
+        if not frame.is_unsafe(obs):
+            return frame.safe_action(obs, env.action_space)
+        aid, _ = frame.choose_agent(obs)
+        candidates = list(frame.by_id[aid].actions)  # do nothing first
+        reco = frame.rules.reconnect_action(obs, env.action_space)
+        if reco is not None:
+            candidates.append(reco)
+        best, _ = best_by_simulation(obs, candidates)
+        return candidates[best]
 
 
 class RandomTopologyAgent(ReconnectAgent):
@@ -112,14 +142,6 @@ class RandomTopologyAgent(ReconnectAgent):
         return super().act(obs, env)
 
 
-def _simulated_max_rho(obs: Any, action: Any) -> float:
-    """Max rho after ``action`` one step ahead; inf for a game over or illegal action."""
-    sim_obs, _, done, info = obs.simulate(action)
-    if done or info.get("is_illegal") or info.get("is_ambiguous") or info.get("exception"):
-        return float("inf")
-    return float(np.max(sim_obs.rho))
-
-
 def parse_agent_names(text: str) -> list[str]:
     """Parse ``--agents do-nothing,expert`` into validated baseline names (order kept)."""
     names = [part.strip() for part in text.split(",") if part.strip()]
@@ -134,8 +156,17 @@ def parse_agent_names(text: str) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def make_baseline(name: str, *, danger: float = 0.9, seed: int = 0) -> Agent:
-    """A fresh baseline agent by name (``seed`` only matters for ``random``)."""
+def make_baseline(
+    name: str, *, danger: float = 0.9, seed: int = 0, factorization: Any = None
+) -> Agent:
+    """A fresh baseline agent by name (``seed`` only matters for ``random``,
+    ``factorization`` for ``expert-zone``)."""
+    if name == "expert-zone":
+        if factorization is None:
+            raise UserError(
+                "expert-zone needs zones: pass --factorization FILE or a distributed --run"
+            )
+        return ZoneExpertAgent(factorization, danger)
     if name == "do-nothing":
         return DoNothingAgent()
     if name == "reconnect":

@@ -16,36 +16,126 @@ TABLE_COLUMNS = [
     ("episodes", "episodes", "{:d}"),
     ("completed", "completed", "{:d}"),
     ("survived_mean", "steps survived (mean)", "{:.1f}"),
+    ("survived_ci", "95% CI", "{}"),
     ("survival_frac", "survival (frac of length)", "{:.3f}"),
     ("safe_frac", "safe steps (frac)", "{:.3f}"),
     ("overloads_mean", "overload steps/ep", "{:.1f}"),
     ("actions_mean", "actions/ep", "{:.1f}"),
-    ("decision_ms", "decision time (ms)", "{:.2f}"),
+    ("decisions_mean", "decisions/ep", "{:.1f}"),
+    ("decision_ms", "ms per decision", "{:.2f}"),
+    ("step_ms", "ms per step", "{:.2f}"),
 ]
+# bootstrap resamples of the confidence intervals (seeded: same table for the same episodes)
+N_BOOTSTRAP = 2000
+
+
+def bootstrap_ci(values: np.ndarray, *, level: float = 0.95, seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean of ``values`` (n,)."""
+    values = np.asarray(values, dtype=float)
+    if values.size == 0:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    means = values[rng.integers(0, values.size, (N_BOOTSTRAP, values.size))].mean(axis=1)
+    tail = (1.0 - level) / 2.0
+    return float(np.quantile(means, tail)), float(np.quantile(means, 1.0 - tail))
+
+
+def _mean_ms(group: pd.DataFrame, column: str, weights: str | None = None) -> float:
+    """Mean of a per-episode ms column, weighted by ``weights`` (e.g. decisions)."""
+    if column not in group:
+        return float("nan")
+    values = group[column].to_numpy(float)
+    if weights is None or weights not in group:
+        return float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
+    w = group[weights].to_numpy(float)
+    keep = np.isfinite(values) & (w > 0)
+    return float(np.average(values[keep], weights=w[keep])) if keep.any() else float("nan")
 
 
 def summarize(episodes: pd.DataFrame) -> pd.DataFrame:
     """One row per agent (in first-appearance order) from the per-episode results.
 
     safe_frac = safe steps / steps of the episode length (a failed episode's lost steps
-    count as unsafe); decision_ms = mean over episodes of the mean time per decision.
+    count as unsafe); survived_ci = 95% bootstrap interval of the mean steps survived;
+    decision_ms = mean wall time of ``act`` on the steps where a decision was due (some
+    line at rho >= danger), over all such steps; step_ms = over every step.
     """
     rows = []
     for agent, group in episodes.groupby("agent", sort=False):
+        lo, hi = bootstrap_ci(group["survived"].to_numpy())
         rows.append(
             {
                 "agent": agent,
                 "episodes": len(group),
                 "completed": int(group["completed"].sum()),
                 "survived_mean": float(group["survived"].mean()),
+                "survived_ci": f"[{lo:.1f}, {hi:.1f}]",
                 "survival_frac": float(group["survival_frac"].mean()),
                 "safe_frac": float(group["safe_steps"].sum() / group["length"].sum()),
                 "overloads_mean": float(group["overload_steps"].mean()),
                 "actions_mean": float(group["actions"].mean()),
-                "decision_ms": float(group["decision_ms"].mean()),
+                "decisions_mean": float(group["decisions"].mean())
+                if "decisions" in group
+                else float("nan"),
+                "decision_ms": _mean_ms(group, "decision_ms", "decisions"),
+                "step_ms": _mean_ms(group, "step_ms"),
             }
         )
     return pd.DataFrame(rows, columns=[c for c, _, _ in TABLE_COLUMNS])
+
+
+# agents every other agent is compared with, episode by episode, when present
+REFERENCES = ("do-nothing", "reconnect", "expert")
+
+
+def paired_differences(episodes: pd.DataFrame) -> pd.DataFrame:
+    """Per (agent, reference): mean paired difference of steps survived on the same
+    scenarios, its 95% bootstrap interval, and the survival ratio agent / reference."""
+    rows = []
+    wide = episodes.pivot_table(index="episode", columns="agent", values="survived")
+    for agent in dict.fromkeys(episodes["agent"]):
+        for ref in REFERENCES:
+            if ref == agent or ref not in wide.columns:
+                continue
+            both = wide[[agent, ref]].dropna()
+            diff = (both[agent] - both[ref]).to_numpy(float)
+            lo, hi = bootstrap_ci(diff)
+            rows.append(
+                {
+                    "agent": agent,
+                    "reference": ref,
+                    "episodes": len(both),
+                    "mean_difference": float(diff.mean()),
+                    "ci_low": lo,
+                    "ci_high": hi,
+                    "survival_ratio": float(both[agent].sum() / max(both[ref].sum(), 1e-12)),
+                }
+            )
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "agent",
+            "reference",
+            "episodes",
+            "mean_difference",
+            "ci_low",
+            "ci_high",
+            "survival_ratio",
+        ],
+    )
+
+
+def paired_markdown(table: pd.DataFrame) -> str:
+    lines = [
+        "| agent | vs | paired difference in steps survived (mean) | 95% CI | survival ratio |",
+        "|---|---|---|---|---|",
+    ]
+    for _, r in table.iterrows():
+        lines.append(
+            f"| {r['agent']} | {r['reference']} | {r['mean_difference']:+.1f} | "
+            f"[{r['ci_low']:+.1f}, {r['ci_high']:+.1f}] | {r['survival_ratio']:.3f} |"
+        )
+    return "\n".join(lines) + "\n"
 
 
 def _cells(table: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
@@ -180,7 +270,9 @@ def write_reports(
     table = summarize(episodes) if not episodes.empty else pd.DataFrame()
     write_csv(out / "results.csv", table)
     if not table.empty:
-        write_text(out / "results.md", markdown_table(table))
+        paired = paired_differences(episodes)
+        write_csv(out / "paired.csv", paired)
+        write_text(out / "results.md", markdown_table(table) + "\n" + paired_markdown(paired))
         save_figure(
             plot_survival_per_scenario(episodes), out / "plots" / "survival_per_scenario.png"
         )

@@ -28,7 +28,7 @@ import pandas as pd
 
 from gridfactor.envs.grid2op_env import reset_env
 from gridfactor.errors import UserError
-from gridfactor.evaluate.agents import BASELINES, Agent, make_baseline
+from gridfactor.evaluate.agents import BASELINES, ZONE_BASELINES, Agent, make_baseline
 from gridfactor.evaluate.scenarios import (
     HeldOut,
     Scenario,
@@ -55,6 +55,9 @@ class EvalConfig:
         (:func:`gridfactor.evaluate.scenarios.default_held_out`).
     danger: the baselines' rule threshold (trained agents use their own).
     checkpoint: checkpoint of the runs to load (None = their final/best one).
+    factorization: zones for ``expert-zone`` (None: the first distributed run's).
+    guards: guard sizes each trained run is evaluated with (0 = pure policy; k > 0 =
+        simulate its top k actions and play the best, see ``TrainedAgent.guard``).
     """
 
     env_name: str | None = None
@@ -67,6 +70,8 @@ class EvalConfig:
     danger: float = 0.9
     seed: int = 0
     checkpoint: str | None = None
+    factorization: str | None = None
+    guards: tuple[int, ...] = (0,)
     out: str = "runs/evaluate"
     parallel: ParallelConfig = field(default_factory=ParallelConfig)
     resume: bool = False
@@ -83,6 +88,8 @@ class AgentSpec:
     ref: str  # baseline name or run directory
     danger: float = 0.9
     checkpoint: str | None = None
+    guard: int = 0
+    factorization: dict[str, Any] | None = field(default=None, compare=False, hash=False)
 
 
 @dataclass(frozen=True)
@@ -97,7 +104,7 @@ class EpisodeTask:
 
 
 _ENVS: dict[str, Any] = {}
-_TRAINED: dict[tuple[str, str | None], Any] = {}
+_TRAINED: dict[tuple[str, str | None, int], Any] = {}
 
 
 def _env(name: str) -> Any:
@@ -109,12 +116,12 @@ def _env(name: str) -> Any:
     return _ENVS[name]
 
 
-def _load_trained(run_dir: str, checkpoint: str | None) -> Any:
-    key = (run_dir, checkpoint)
+def _load_trained(run_dir: str, checkpoint: str | None, guard: int = 0) -> Any:
+    key = (run_dir, checkpoint, guard)
     if key not in _TRAINED:
         from gridfactor.train.policy import load_trained_agent
 
-        _TRAINED[key] = load_trained_agent(run_dir, checkpoint)
+        _TRAINED[key] = load_trained_agent(run_dir, checkpoint, guard=guard)
     return _TRAINED[key]
 
 
@@ -122,8 +129,11 @@ def _agent(spec: AgentSpec, scenario: Scenario) -> Agent:
     if spec.kind == "baseline":
         # A fresh baseline per episode seeded by the scenario: results do not depend on
         # which worker ran which episode before.
-        return make_baseline(spec.ref, danger=spec.danger, seed=scenario.seed)
-    agent = _load_trained(spec.ref, spec.checkpoint)
+        from gridfactor.factorize.structure import Factorization
+
+        fact = None if spec.factorization is None else Factorization.from_dict(spec.factorization)
+        return make_baseline(spec.ref, danger=spec.danger, seed=scenario.seed, factorization=fact)
+    agent = _load_trained(spec.ref, spec.checkpoint, spec.guard)
     if hasattr(agent, "reset"):
         agent.reset()
     return agent
@@ -134,7 +144,10 @@ def run_episode(task: EpisodeTask) -> dict[str, Any]:
 
     survived: grid2op steps played before a game over (= length if none).
     safe_steps / overload_steps: survived steps whose max rho is < 0.9 / >= 1.
-    actions: steps whose action is not do-nothing. decision_ms: mean time of ``act``.
+    actions: steps whose action is not do-nothing.
+    decisions: steps where a decision was due (some line at rho >= the agent's danger
+    threshold); decision_ms: mean wall time of ``act`` on those steps (NaN if none);
+    step_ms: mean wall time of ``act`` over every step.
     """
     warnings.filterwarnings("ignore")
     sc = task.scenario
@@ -144,15 +157,21 @@ def run_episode(task: EpisodeTask) -> dict[str, Any]:
     if sc.start >= 1:
         options["init ts"] = sc.start
     obs = reset_env(env, seed=sc.seed, options=options)
-    survived = safe = overloads = actions = 0
-    decide_s = 0.0
+    danger = float(getattr(agent, "danger", task.agent.danger))
+    survived = safe = overloads = actions = decisions = 0
+    act_s = decide_s = 0.0
     max_rho_sum = 0.0
     game_over = False
     wall = time.perf_counter()
     for _ in range(sc.length):
+        due = float(np.max(obs.rho)) >= danger
         tic = time.perf_counter()
         action = agent.act(obs, env)
-        decide_s += time.perf_counter() - tic
+        elapsed = time.perf_counter() - tic
+        act_s += elapsed
+        if due:
+            decisions += 1
+            decide_s += elapsed
         actions += bool(action.can_affect_something())
         obs, _, done, info = env.step(action)
         if done and info.get("exception"):
@@ -165,7 +184,7 @@ def run_episode(task: EpisodeTask) -> dict[str, Any]:
         overloads += max_rho >= 1.0
         if done:  # end of the chronic: not a failure
             break
-    decisions = survived + game_over
+    steps = survived + game_over
     return {
         "agent": task.agent.label,
         "episode": sc.episode,
@@ -180,7 +199,9 @@ def run_episode(task: EpisodeTask) -> dict[str, Any]:
         "overload_steps": overloads,
         "actions": actions,
         "mean_max_rho": max_rho_sum / max(survived, 1),
-        "decision_ms": 1000.0 * decide_s / max(decisions, 1),
+        "decisions": decisions,
+        "decision_ms": 1000.0 * decide_s / decisions if decisions else float("nan"),
+        "step_ms": 1000.0 * act_s / max(steps, 1),
         "wall_s": time.perf_counter() - wall,
     }
 
@@ -230,7 +251,19 @@ def resolve(config: EvalConfig) -> tuple[str, list[AgentSpec], HeldOut, list[dic
     for name in config.agents:
         if name not in BASELINES:
             raise UserError(f"unknown agent {name!r}; choose among {', '.join(BASELINES)}")
-        specs.append(AgentSpec(_label(name, Path(name), used), "baseline", name, config.danger))
+    if any(g < 0 for g in config.guards) or not config.guards:
+        raise UserError(f"--guard takes sizes >= 0 (0 = pure policy), got {config.guards}")
+    zones = _zones_for_expert(config) if set(config.agents) & set(ZONE_BASELINES) else None
+    for name in config.agents:
+        specs.append(
+            AgentSpec(
+                _label(name, Path(name), used),
+                "baseline",
+                name,
+                config.danger,
+                factorization=zones if name in ZONE_BASELINES else None,
+            )
+        )
 
     run_configs: list[dict[str, Any]] = []
     env_names: set[str] = set()
@@ -241,21 +274,17 @@ def resolve(config: EvalConfig) -> tuple[str, list[AgentSpec], HeldOut, list[dic
             raise UserError(f"run directory {run} does not exist; pass a gridfactor train run")
         run_cfg = _read_run_config(run_dir)
         agent = _load_trained(str(run_dir), config.checkpoint)  # fails early, in the driver
-        label = _label(agent.name, run_dir, used)
-        run_configs.append({"dir": str(run_dir), "label": label, **run_cfg})
         env_names.add(agent.env_name)
         split = held_out_from_run(run_dir, run_cfg)
         if split is not None:
             splits.add(split)
-        specs.append(
-            AgentSpec(
-                label,
-                "run",
-                str(run_dir),
-                float(agent.danger),
-                config.checkpoint,
+        for guard in config.guards:
+            name = agent.name if guard == 0 else f"{agent.name}+guard{guard}"
+            label = _label(name, run_dir, used)
+            run_configs.append({"dir": str(run_dir), "label": label, "guard": guard, **run_cfg})
+            specs.append(
+                AgentSpec(label, "run", str(run_dir), float(agent.danger), config.checkpoint, guard)
             )
-        )
     if len(env_names) > 1:
         raise UserError(
             f"the runs were trained on different envs ({', '.join(sorted(env_names))}); "
@@ -285,6 +314,22 @@ def resolve(config: EvalConfig) -> tuple[str, list[AgentSpec], HeldOut, list[dic
     return env_name, specs, held, run_configs
 
 
+def _zones_for_expert(config: EvalConfig) -> dict[str, Any]:
+    """The zones expert-zone uses: --factorization, else the first distributed run's."""
+    from gridfactor.factorize.structure import Factorization
+
+    if config.factorization:
+        return Factorization.load(config.factorization).to_dict()
+    for run in config.runs:
+        run_cfg = _read_run_config(Path(run))
+        if not run_cfg.get("centralized") and (Path(run) / "factorization.json").is_file():
+            return Factorization.load(Path(run) / "factorization.json").to_dict()
+    raise UserError(
+        "expert-zone needs zones: pass --factorization FILE (a gridfactor factorize output) "
+        "or a distributed --run"
+    )
+
+
 def _episode_path(out: Path, label: str, episode: int) -> Path:
     return out / "episodes" / _safe_name(label) / f"{episode:04d}.json"
 
@@ -302,6 +347,8 @@ def evaluate(config: EvalConfig) -> Path:
         "agents": [s.label for s in specs],
         "runs": [r["dir"] for r in run_configs],
         "checkpoint": config.checkpoint,
+        "guards": list(config.guards),
+        "factorization": config.factorization,
         "n_episodes": config.n_episodes,
         "episode_steps": config.episode_steps,
         "held_out": held.to_dict(),

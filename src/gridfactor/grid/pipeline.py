@@ -30,7 +30,7 @@ from gridfactor.factorize.significance import permutation_null, significance_tes
 from gridfactor.factorize.structure import Factorization
 from gridfactor.factorize.threshold import binarize_quantile, check_quantile
 from gridfactor.grid.maps import plot_grid_clusters
-from gridfactor.grid.zones import GridZones, grid_zones, plot_zones_curve
+from gridfactor.grid.zones import PRIORS, GridZones, grid_zones, plot_zones_curve
 from gridfactor.parallel import ParallelConfig
 from gridfactor.runs import atomic_write, prepare_run_dir, save_npy
 
@@ -61,8 +61,9 @@ class GridFactorizeConfig:
         ``louvain``) on the bias-corrected MI, or ``components`` (the threshold rule's
         connected components, the earlier behaviour). The threshold rule's components are
         saved beside the zones (``factorization_components.json``).
-    n_zones: number of zones or ``"auto"`` (max bipartite modularity); max_zones: the
-        largest K tried (None: half the measured acted-on substations).
+    n_zones: number of zones or ``"auto"`` (see :mod:`gridfactor.factorize.partition`);
+        max_zones: the largest K tried (None: half the measured acted-on substations).
+    prior: ``proximity`` (MI weighed by grid distance, see :func:`grid_zones`) or ``none``.
     """
 
     env_name: str = "l2rpn_case14_sandbox"
@@ -82,6 +83,7 @@ class GridFactorizeConfig:
     partition: str = "spectral"
     n_zones: int | str = "auto"
     max_zones: int | None = None
+    prior: str = "proximity"
 
     def collect_config(self) -> CollectConfig:
         return CollectConfig(
@@ -108,6 +110,8 @@ class GridFactorizeConfig:
         check_n_zones(self.n_zones)
         if self.max_zones is not None and self.max_zones < 1:
             raise UserError(f"--max-zones must be >= 1, got {self.max_zones}")
+        if self.prior not in PRIORS:
+            raise UserError(f"unknown --prior {self.prior!r}; choose one of {', '.join(PRIORS)}")
         return self
 
     @property
@@ -412,6 +416,7 @@ def factorize_grid(
             seed=config.seed,
             env_name=config.env_name,
             meta={**config.rule.describe(), **meta},
+            prior=config.prior,
         )
         factorization = zones.factorization
         components.save(out_dir / "factorization_components.json")

@@ -15,17 +15,18 @@ from typing import Any
 
 import numpy as np
 
-from gridfactor.agents.cluster import ClusterAgent, ObservationEncoder, build_agents
-from gridfactor.agents.high_level import HighLevelRules
+from gridfactor.agents.expert import best_by_simulation
+from gridfactor.agents.frame import DecisionFrame
 from gridfactor.errors import UserError
 from gridfactor.factorize.structure import Factorization
 
 RL_MODULE_DIR = Path("learner_group") / "learner" / "rl_module"
+ACTION_SETS_FILE = "action_sets.json"
 
 
 @dataclass
 class TrainedAgent:
-    """Greedy trained agents + high-level rules.
+    """Greedy trained agents inside the decision frame (high-level rules + CAPA).
 
     Attributes:
         name: "distributed" or "centralized".
@@ -34,7 +35,12 @@ class TrainedAgent:
         danger: rho threshold of the high-level rules.
         obs_mode: "local" or "global".
         split: the run's train/validation split (see ``gridfactor.train.run.make_split``).
-        checkpoint: the checkpoint directory the policies come from.
+        checkpoint: the checkpoint directory the policies come from (or the imitation
+            weights when the run has no PPO checkpoint yet).
+        action_sets: the run's per-agent action subsets (None: every unitary action).
+        guard: 0 = play the policy's greedy action; k > 0 = simulate the policy's k most
+            likely actions and do nothing, play the lowest simulated max rho (the L2RPN
+            winners' safety net; costs k simulations per decision).
     """
 
     name: str
@@ -45,34 +51,25 @@ class TrainedAgent:
     split: dict[str, Any]
     checkpoint: Path
     modules: dict[str, Any] = field(repr=False)
-    rules: HighLevelRules = field(init=False, repr=False)
-    _agents: list[ClusterAgent] | None = field(default=None, init=False, repr=False)
-    _encoders: dict[str, ObservationEncoder] = field(default_factory=dict, init=False, repr=False)
-    _sub_owner: dict[int, str] = field(default_factory=dict, init=False, repr=False)
-    _space_id: int | None = field(default=None, init=False, repr=False)
+    action_sets: dict[str, list[tuple[int, int]]] | None = None
+    guard: int = 0
+    _frame: DecisionFrame | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self.rules = HighLevelRules(self.danger)
         self.decisions: dict[str, int] = {}
 
-    def _bind(self, env: Any) -> None:
-        """Build actions/encoders for ``env`` (once per action space)."""
-        if self._agents is not None and self._space_id == id(env.action_space):
-            return
-        agents = build_agents(self.factorization, env)
-        missing = sorted({a.agent_id for a in agents} - set(self.modules))
+    def bind(self, env: Any) -> DecisionFrame:
+        """The decision frame on ``env`` (built once per action space)."""
+        if self._frame is not None and self._frame.action_space_id == id(env.action_space):
+            return self._frame
+        frame = DecisionFrame(self.factorization, env, self.obs_mode, self.danger, self.action_sets)
+        missing = sorted(set(frame.agent_ids) - set(self.modules))
         if missing:
             raise UserError(
                 f"checkpoint {self.checkpoint} has no policy for {', '.join(missing)}; "
                 "use the factorization of the run"
             )
-        self._agents = agents
-        self._by_id = {a.agent_id: a for a in agents}
-        self._encoders = {a.agent_id: ObservationEncoder(a, env, self.obs_mode) for a in agents}
-        self._sub_owner = {int(s): a.agent_id for a in agents for s in a.subs}
-        self._candidates = sorted(self._sub_owner)
-        self._space_id = id(env.action_space)
-        for a in agents:
+        for a in frame.agents:
             n_out = self._n_outputs(a.agent_id)
             if n_out is not None and n_out != a.n_actions:
                 raise UserError(
@@ -80,6 +77,8 @@ class TrainedAgent:
                     f"{a.n_actions}; evaluate on the env the run was trained on "
                     f"({self.env_name})"
                 )
+        self._frame = frame
+        return frame
 
     def _n_outputs(self, aid: str) -> int | None:
         space = getattr(self.modules[aid], "action_space", None)
@@ -87,32 +86,43 @@ class TrainedAgent:
 
     def choose(self, obs: Any, env: Any) -> tuple[str | None, int]:
         """(agent id, action index) the decision logic picks; (None, -1) when the rules act."""
-        self._bind(env)
-        if not self.rules.is_unsafe(obs):
+        frame = self.bind(env)
+        if not frame.is_unsafe(obs):
             return None, -1
-        sub = self.rules.rank_substations(obs, self._candidates)[0]
-        aid = self._sub_owner[sub]
-        return aid, self.greedy_index(aid, self._encoders[aid](obs))
+        aid, _ = frame.choose_agent(obs)
+        return aid, self.greedy_index(aid, frame.encode(aid, obs))
 
-    def greedy_index(self, aid: str, features: np.ndarray) -> int:
-        """argmax of the policy logits for a (d,) feature vector."""
+    def logits(self, aid: str, features: np.ndarray) -> np.ndarray:
+        """(n_actions,) policy logits of agent ``aid`` for a (d,) feature vector."""
         import torch
 
         with torch.no_grad():
             out = self.modules[aid].forward_inference(
                 {"obs": torch.as_tensor(features, dtype=torch.float32)[None]}
             )
-        return int(torch.argmax(out["action_dist_inputs"][0]).item())
+        return out["action_dist_inputs"][0].numpy()
+
+    def greedy_index(self, aid: str, features: np.ndarray) -> int:
+        """argmax of the policy logits for a (d,) feature vector."""
+        return int(np.argmax(self.logits(aid, features)))
 
     def act(self, obs: Any, env: Any) -> Any:
         """grid2op action for the raw observation ``obs`` of ``env``: do nothing (or
-        reconnect a line) when safe, else the greedy action of the CAPA-chosen cluster."""
-        aid, index = self.choose(obs, env)
-        if aid is None:
-            action = self.rules.reconnect_action(obs, env.action_space)
-            return env.action_space({}) if action is None else action
+        reconnect a line) when safe, else the CAPA-chosen agent's action (greedy, or the
+        best simulated of its top ``guard`` actions)."""
+        frame = self.bind(env)
+        if not frame.is_unsafe(obs):
+            return frame.safe_action(obs, env.action_space)
+        aid, _ = frame.choose_agent(obs)
+        agent = frame.by_id[aid]
+        logits = self.logits(aid, frame.encode(aid, obs))
         self.decisions[aid] = self.decisions.get(aid, 0) + 1
-        return self._by_id[aid].actions[index]
+        if self.guard <= 0:
+            return agent.actions[int(np.argmax(logits))]
+        top = [int(i) for i in np.argsort(-logits, kind="stable")[: self.guard]]
+        order = [0] + [i for i in top if i != 0]  # do nothing first: it wins ties
+        best, _ = best_by_simulation(obs, [agent.actions[i] for i in order])
+        return agent.actions[order[best]]
 
 
 def _resolve_checkpoint(run_dir: Path, checkpoint: str | Path | None) -> Path:
@@ -135,7 +145,27 @@ def _resolve_checkpoint(run_dir: Path, checkpoint: str | Path | None) -> Path:
     return ckpt
 
 
-def load_trained_agent(run_dir: str | Path, checkpoint: str | Path | None = None) -> TrainedAgent:
+def agent_name(config: dict[str, Any]) -> str:
+    """Label of a training run's agent: centralized, distributed-local, distributed-global."""
+    if config.get("centralized"):
+        return "centralized"
+    return f"distributed-{config.get('obs_mode', 'local')}"
+
+
+def load_action_sets(run_dir: Path) -> dict[str, list[tuple[int, int]]] | None:
+    """The run's per-agent action subsets (``action_sets.json``), None if it has none."""
+    path = run_dir / ACTION_SETS_FILE
+    if not path.is_file():
+        return None
+    data = json.loads(path.read_text())
+    return {
+        aid: [tuple(int(x) for x in key) for key in keys] for aid, keys in data["agents"].items()
+    }
+
+
+def load_trained_agent(
+    run_dir: str | Path, checkpoint: str | Path | None = None, guard: int = 0
+) -> TrainedAgent:
     """The trained agents of a ``gridfactor train`` run (final checkpoint by default)."""
     from ray.rllib.core.rl_module.rl_module import RLModule
 
@@ -161,7 +191,7 @@ def load_trained_agent(run_dir: str | Path, checkpoint: str | Path | None = None
     if not modules:
         raise UserError(f"checkpoint {ckpt} holds no policy")
     return TrainedAgent(
-        name="centralized" if config.get("centralized") else "distributed",
+        name=agent_name(config),
         env_name=config["env_name"],
         factorization=fact,
         danger=float(config["danger"]),
@@ -169,4 +199,6 @@ def load_trained_agent(run_dir: str | Path, checkpoint: str | Path | None = None
         split=split,
         checkpoint=ckpt,
         modules=modules,
+        action_sets=load_action_sets(run_dir),
+        guard=int(guard),
     )

@@ -1,0 +1,69 @@
+"""The decision frame every zone-based agent shares: who decides, when, on what.
+
+While every line has ``rho < danger`` nothing is decided (the high-level rules reconnect
+lines). When unsafe, CAPA ranks the substations owned by some zone agent and the agent of
+the first one decides, seeing its observation (its zone's part of the grid, or the whole
+grid). The decision env (training), the trained agents, the zone expert and the
+demonstrations all use this one class, so they agree on every decision.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from gridfactor.agents.cluster import ClusterAgent, ObservationEncoder, build_agents
+from gridfactor.agents.high_level import HighLevelRules
+from gridfactor.factorize.structure import Factorization
+
+
+class DecisionFrame:
+    """Zone agents of a factorization on one grid2op env.
+
+    Args:
+        factorization: the zones (clusters of lines and substations).
+        env: a grid2op env of the factorization's grid (its action space builds actions).
+        obs_mode: "local" or "global" (see :class:`ObservationEncoder`).
+        danger: rho threshold of the high-level rules.
+        action_sets: optional per-agent action subsets (see :func:`build_agents`).
+    """
+
+    def __init__(
+        self,
+        factorization: Factorization,
+        env: Any,
+        obs_mode: str = "local",
+        danger: float = 0.9,
+        action_sets: dict[str, list[tuple[int, int]]] | None = None,
+    ) -> None:
+        self.factorization = factorization
+        self.agents: list[ClusterAgent] = build_agents(factorization, env, action_sets)
+        self.by_id = {a.agent_id: a for a in self.agents}
+        self.encoders = {a.agent_id: ObservationEncoder(a, env, obs_mode) for a in self.agents}
+        self.sub_owner = {int(s): a.agent_id for a in self.agents for s in a.subs}
+        self.candidate_subs = sorted(self.sub_owner)
+        self.rules = HighLevelRules(danger)
+        self.obs_mode = obs_mode
+        self.action_space_id = id(env.action_space)
+
+    @property
+    def agent_ids(self) -> list[str]:
+        return [a.agent_id for a in self.agents]
+
+    def is_unsafe(self, obs: Any) -> bool:
+        return self.rules.is_unsafe(obs)
+
+    def choose_agent(self, obs: Any) -> tuple[str, int]:
+        """(agent id, substation) that CAPA hands the decision to."""
+        sub = self.rules.rank_substations(obs, self.candidate_subs)[0]
+        return self.sub_owner[sub], sub
+
+    def encode(self, agent: str, obs: Any) -> np.ndarray:
+        """(d,) float32 observation of ``agent``."""
+        return self.encoders[agent](obs)
+
+    def safe_action(self, obs: Any, action_space: Any) -> Any:
+        """The rules' action when nothing is decided: reconnect a line, else do nothing."""
+        action = self.rules.reconnect_action(obs, action_space)
+        return action_space({}) if action is None else action

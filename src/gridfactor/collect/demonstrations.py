@@ -1,0 +1,309 @@
+"""Expert demonstrations in the zones' decision frame (``gridfactor demonstrate``).
+
+The zone expert plays the decision env (:class:`gridfactor.envs.decision.DecisionEnv`) on the
+*training* chronics of the train/validation split (never the held-out ones): at every
+decision the CAPA-chosen zone agent's candidate actions (do nothing + the unitary topology
+actions of its substations) are simulated one step ahead and the one with the lowest max rho
+is the label. Recorded per decision: the zone, that agent's observation exactly as its
+policy sees it (``obs_local``) and the whole-grid observation (``obs_global``, what a global
+or centralized policy sees), the simulated max rho of every candidate, the label as a
+canonical action id (substation, index in grid2op's unitary set of that substation; (-1, -1)
+= do nothing), and the action played.
+
+Behaviour: with probability ``explore`` the played action is do nothing instead of the
+expert's (the label is recorded all the same): the data then also covers the degraded states
+a weaker policy reaches, DAgger-style, not only the expert's own trajectory.
+
+Reproducible and resumable like ``collect``: episode ``e`` is seeded from (seed, e) only;
+chunks of episodes run as Ray tasks and are saved as ``parts/ep<first>.npz`` as they
+arrive; the Parquet file is assembled in canonical (episode, decision) order.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import pickle
+import time
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gridfactor.errors import UserError
+from gridfactor.parallel import ParallelConfig, parallel_map
+from gridfactor.runs import atomic_write, prepare_run_dir, write_json
+
+DEMO_FILE = "demonstrations.parquet"
+DEMO_SIDECAR = "demonstrations.json"
+PARTS_DIR = "parts"
+
+
+@dataclass(frozen=True)
+class DemonstrateConfig:
+    """Settings of a demonstration run.
+
+    factorization: the zones (a ``gridfactor factorize`` output), as a dict.
+    n_episodes: decision-env episodes of at most ``episode_steps`` grid2op steps, starting
+        at random times of the training chronics.
+    explore: probability of playing do nothing instead of the expert's action.
+    validation_fraction: the train/validation split of ``gridfactor train`` (the held-out
+        chronics are never played).
+    """
+
+    env_name: str
+    factorization: dict[str, Any]
+    n_episodes: int = 100
+    episode_steps: int = 288
+    danger: float = 0.9
+    explore: float = 0.3
+    validation_fraction: float = 0.2
+    seed: int = 0
+    chunk_size: int = 4
+
+    def validate(self) -> DemonstrateConfig:
+        for name in ("n_episodes", "episode_steps", "chunk_size"):
+            if int(getattr(self, name)) <= 0:
+                flag = "--" + name.replace("_", "-")
+                raise UserError(f"{flag} must be > 0, got {getattr(self, name)}")
+        if not 0.0 <= self.explore < 1.0:
+            raise UserError(f"--explore must be in [0, 1), got {self.explore}; e.g. 0.3")
+        if not 0.0 < self.validation_fraction < 1.0:
+            raise UserError("--validation-fraction must be in (0, 1)")
+        if not self.danger > 0:
+            raise UserError(f"--danger must be > 0, got {self.danger}")
+        return self
+
+
+@dataclass(frozen=True)
+class Chunk:
+    config: DemonstrateConfig
+    split: tuple[tuple[int, ...], tuple[float, float]]  # training chronics, start range
+    ep_start: int
+    ep_stop: int
+
+    @property
+    def part_name(self) -> str:
+        return f"ep{self.ep_start:07d}.pkl"
+
+
+_ENVS: dict[str, Any] = {}
+
+
+def _decision_env(chunk: Chunk) -> Any:
+    """One decision env per worker process and settings (building one takes seconds)."""
+    from gridfactor.envs.decision import DecisionEnv, DecisionEnvConfig
+
+    c = chunk.config
+    key = json.dumps([c.env_name, c.factorization, c.danger, c.episode_steps, chunk.split])
+    if key not in _ENVS:
+        _ENVS.clear()
+        _ENVS[key] = DecisionEnv(
+            DecisionEnvConfig(
+                env_name=c.env_name,
+                factorization=c.factorization,
+                obs_mode="local",
+                danger=c.danger,
+                episode_steps=c.episode_steps,
+                chronics=list(chunk.split[0]),
+                start_range=tuple(chunk.split[1]),
+                seed=c.seed,
+            )
+        )
+    return _ENVS[key]
+
+
+def episode_seed(seed: int, episode: int) -> int:
+    return int(np.random.SeedSequence(seed, spawn_key=(0x64656D6F, episode)).generate_state(1)[0])
+
+
+def run_chunk(chunk: Chunk) -> list[dict[str, Any]]:
+    """Play the chunk's episodes with the zone expert; one record per decision."""
+    from gridfactor.agents.cluster import ObservationEncoder
+    from gridfactor.agents.expert import best_by_simulation
+
+    warnings.filterwarnings("ignore")
+    env = _decision_env(chunk)
+    global_encoder = ObservationEncoder(env.cluster_agents[0], env.g2env, "global")
+    rows: list[dict[str, Any]] = []
+    for episode in range(chunk.ep_start, chunk.ep_stop):
+        rng = np.random.default_rng(episode_seed(chunk.config.seed, episode))
+        obs, _ = env.reset(seed=int(rng.integers(2**31 - 1)))
+        decision = 0
+        while True:
+            (aid,) = obs
+            agent = env.by_id[aid]
+            g2obs = env.obs
+            tic = time.perf_counter()
+            best, rhos = best_by_simulation(g2obs, agent.actions)
+            expert_s = time.perf_counter() - tic
+            played = 0 if rng.random() < chunk.config.explore else best
+            rows.append(
+                {
+                    "episode": episode,
+                    "decision": decision,
+                    "chronic": int(env.chronic),
+                    "start": int(env.start),
+                    "grid2op_step": int(env.steps),
+                    "agent": aid,
+                    "sub": int(env.current_sub),
+                    "max_rho": float(np.max(g2obs.rho)),
+                    "obs_local": obs[aid].astype(np.float32),
+                    "obs_global": global_encoder(g2obs),
+                    "sim_max_rho": rhos.astype(np.float32),
+                    "label_sub": int(agent.action_keys[best][0]),
+                    "label_index": int(agent.action_keys[best][1]),
+                    "played_sub": int(agent.action_keys[played][0]),
+                    "played_index": int(agent.action_keys[played][1]),
+                    "expert_ms": 1000.0 * expert_s,
+                }
+            )
+            decision += 1
+            obs, _, term, trunc, _ = env.step({aid: played})
+            if term["__all__"] or trunc["__all__"]:
+                break
+        outcome = env.pending_episodes[-1]  # this episode's (the last one that ended)
+        env.pending_episodes.clear()
+        for row in rows[len(rows) - decision :]:
+            row["episode_survival"] = float(outcome["survival_steps"])
+            row["episode_game_over"] = bool(term["__all__"])
+    return rows
+
+
+def _split(env_name: str, validation_fraction: float) -> dict[str, Any]:
+    from gridfactor.envs.decision import make_grid2op_env
+    from gridfactor.train.run import count_chronics, make_split
+
+    g2env = make_grid2op_env(env_name, cache=False)
+    return make_split(count_chronics(g2env), validation_fraction)
+
+
+def demonstrate(
+    config: DemonstrateConfig,
+    out: str | os.PathLike,
+    *,
+    parallel: ParallelConfig | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> Path:
+    """Record the demonstrations into the run directory ``out``; returns it."""
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from gridfactor.agents.cluster import check_factorization_for_env
+    from gridfactor.envs.decision import make_grid2op_env
+    from gridfactor.factorize.structure import Factorization
+
+    config.validate()
+    parallel = parallel or ParallelConfig()
+    fact = Factorization.from_dict(config.factorization)
+    check_factorization_for_env(
+        fact, make_grid2op_env(config.env_name, cache=False), config.env_name
+    )
+    split = _split(config.env_name, config.validation_fraction)
+    out_dir = prepare_run_dir(
+        out, {"command": "demonstrate", **asdict(config)}, resume=resume, overwrite=overwrite
+    )
+    path, sidecar_path = out_dir / DEMO_FILE, out_dir / DEMO_SIDECAR
+    if path.is_file() and sidecar_path.is_file():
+        return out_dir
+    train = (tuple(split["train"]["chronics"]), tuple(split["train"]["start_range"]))
+    chunks = [
+        Chunk(config, train, a, min(a + config.chunk_size, config.n_episodes))
+        for a in range(0, config.n_episodes, config.chunk_size)
+    ]
+    parts_dir = out_dir / PARTS_DIR
+    parts: list[list[dict[str, Any]] | None] = [_load(parts_dir / c.part_name) for c in chunks]
+    todo = [i for i, p in enumerate(parts) if p is None]
+
+    def on_result(position: int, rows: list[dict[str, Any]]) -> None:
+        index = todo[position]
+        buffer = io.BytesIO()
+        pickle.dump(rows, buffer)
+        with atomic_write(parts_dir / chunks[index].part_name, "wb") as fh:
+            fh.write(buffer.getvalue())
+        parts[index] = rows
+
+    tic = time.perf_counter()
+    if todo:
+        parallel_map(
+            run_chunk,
+            [chunks[i] for i in todo],
+            parallel,
+            desc=f"demonstrate {config.env_name} (episodes)",
+            progress=progress,
+            on_result=on_result,
+        )
+    frame = pd.DataFrame([row for rows in parts for row in rows])  # type: ignore[union-attr]
+    if frame.empty:
+        raise UserError(
+            f"no decision in {config.n_episodes} episodes: the grid never reached rho >= "
+            f"{config.danger}; lower --danger or play more --n-episodes"
+        )
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    buffer = pa.BufferOutputStream()
+    pq.write_table(table, buffer, compression="zstd")
+    with atomic_write(path, "wb") as fh:
+        fh.write(buffer.getvalue().to_pybytes())
+    per_episode = frame.groupby("episode")["episode_survival"].first()
+    labels = frame["label_sub"] >= 0
+    write_json(
+        sidecar_path,
+        {
+            "env_name": config.env_name,
+            "settings": {k: v for k, v in asdict(config).items() if k != "factorization"},
+            "split": split,
+            "n_decisions": len(frame),
+            "n_episodes": int(frame["episode"].nunique()),
+            "decisions_per_agent": frame["agent"].value_counts().sort_index().to_dict(),
+            "expert_acts_share": float(labels.mean()),
+            "distinct_labels": int(frame[["label_sub", "label_index"]].drop_duplicates().shape[0]),
+            "mean_expert_ms": float(frame["expert_ms"].mean()),
+            "mean_episode_survival": float(per_episode.mean()),
+            "wall_seconds": time.perf_counter() - tic,
+        },
+    )
+    return out_dir
+
+
+def _load(path: Path) -> list[dict[str, Any]] | None:
+    if not path.is_file():
+        return None
+    try:
+        with path.open("rb") as fh:
+            return pickle.load(fh)
+    except (OSError, EOFError, pickle.UnpicklingError):
+        return None  # unreadable part (should not happen with atomic writes): redo it
+
+
+@dataclass
+class Demonstrations:
+    """Loaded demonstrations: the frame (one row per decision) and the sidecar."""
+
+    frame: Any
+    sidecar: dict[str, Any]
+    settings: dict[str, Any]
+
+    def agent_rows(self, agent: str) -> Any:
+        return self.frame[self.frame["agent"] == agent]
+
+
+def load_demonstrations(path: str | os.PathLike) -> Demonstrations:
+    """Read a ``gridfactor demonstrate`` run directory."""
+    import pandas as pd
+
+    run = Path(path)
+    if not (run / DEMO_FILE).is_file() or not (run / DEMO_SIDECAR).is_file():
+        raise UserError(
+            f"no demonstrations in {run} (expected {DEMO_FILE} and {DEMO_SIDECAR}); run "
+            "`gridfactor demonstrate` first"
+        )
+    config = json.loads((run / "config.json").read_text())
+    return Demonstrations(
+        pd.read_parquet(run / DEMO_FILE), json.loads((run / DEMO_SIDECAR).read_text()), config
+    )

@@ -1,0 +1,179 @@
+"""Imitation: reduce each agent's action set to what the expert uses, then clone the expert.
+
+Action sets (:func:`reduce_action_sets`): per agent, do nothing plus the expert's most
+frequent choices in that agent's decisions, up to the smallest set covering ``coverage``
+(95%) of them. The learning problem shrinks from hundreds of topologies to the few that
+matter; the sets are saved in the run (``action_sets.json``) and used by training and
+evaluation alike.
+
+Cloning (:func:`clone_expert`): supervised cross-entropy training of the very RLModule that
+PPO then fine-tunes (the learner's torch module, so no weight conversion), on the
+demonstrations of the training episodes; the held-out episodes of the demonstrations give
+the top-1 / top-5 agreement with the expert. RLlib's offline BC/MARWIL needs single-agent
+episodes in its offline format; the policies here are per-agent classifiers over recorded
+(observation, label) pairs, which plain torch trains in seconds.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from gridfactor.agents.cluster import DO_NOTHING_KEY, ClusterAgent
+from gridfactor.errors import UserError
+
+# share of the demonstration episodes held out to measure agreement (by episode)
+HELD_OUT_EPISODES = 0.2
+
+
+def label_keys(frame: Any) -> list[tuple[int, int]]:
+    """(n,) canonical action ids of the expert's labels."""
+    return list(
+        zip(
+            frame["label_sub"].astype(int).tolist(),
+            frame["label_index"].astype(int).tolist(),
+            strict=True,
+        )
+    )
+
+
+def reduce_action_sets(
+    frame: Any, agents: list[ClusterAgent], *, coverage: float = 0.95, rows_of: Any = None
+) -> dict[str, list[tuple[int, int]]]:
+    """Per agent: do nothing + the fewest most-chosen actions covering ``coverage`` of the
+    expert's choices in that agent's decisions (ties broken by canonical id).
+
+    ``rows_of(agent_id)`` gives the rows of the frame an agent learns from (default: the rows
+    whose ``agent`` column is its id). ``coverage >= 1`` keeps every chosen action.
+    """
+    if not 0.0 < coverage <= 1.0:
+        raise UserError(f"--coverage must be in (0, 1], got {coverage}; e.g. 0.95")
+    sets = {}
+    for agent in agents:
+        rows = frame[frame["agent"] == agent.agent_id] if rows_of is None else rows_of(agent)
+        counts = Counter(label_keys(rows))
+        total = sum(counts.values())
+        chosen: list[tuple[int, int]] = [DO_NOTHING_KEY]
+        covered = counts.get(DO_NOTHING_KEY, 0)
+        for key, count in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
+            if total and covered / total >= coverage:
+                break
+            if key == DO_NOTHING_KEY or agent.index_of(key) is None:
+                continue
+            chosen.append(key)
+            covered += count
+        sets[agent.agent_id] = chosen
+    return sets
+
+
+@dataclass
+class CloneReport:
+    """Agreement with the expert of one cloned policy."""
+
+    agent: str
+    n_train: int
+    n_held_out: int
+    n_actions: int
+    dropped: int  # rows whose label is outside the reduced action set
+    top1: float  # held-out agreement (NaN without held-out rows)
+    top5: float
+    train_top1: float
+    final_loss: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def held_out_episodes(frame: Any, seed: int) -> np.ndarray:
+    """(k,) episode ids kept out of cloning to measure agreement (seeded)."""
+    episodes = np.sort(frame["episode"].unique())
+    n = int(round(HELD_OUT_EPISODES * len(episodes)))
+    if len(episodes) < 5 or n == 0:
+        return np.array([], dtype=int)
+    rng = np.random.default_rng([seed, 0x62632])
+    return np.sort(rng.choice(episodes, size=n, replace=False))
+
+
+def training_pairs(
+    rows: Any, agent: ClusterAgent, obs_column: str
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """(X (n, d) float32, y (n,) action indices, dropped) for one agent."""
+    index = [agent.index_of(key) for key in label_keys(rows)]
+    keep = np.array([i is not None for i in index], dtype=bool)
+    if not keep.any():
+        return np.zeros((0, 0), np.float32), np.zeros(0, int), int(len(index))
+    x = np.stack(rows[obs_column].to_numpy()[keep]).astype(np.float32)
+    y = np.array([i for i in index if i is not None], dtype=np.int64)
+    return x, y, int((~keep).sum())
+
+
+def _accuracy(logits: Any, y: Any, k: int) -> float:
+    import torch
+
+    if len(y) == 0:
+        return float("nan")
+    top = torch.topk(logits, min(k, logits.shape[1]), dim=1).indices
+    return float((top == y[:, None]).any(dim=1).float().mean())
+
+
+def clone_expert(
+    module: Any,
+    rows: Any,
+    agent: ClusterAgent,
+    *,
+    obs_column: str,
+    held_out: np.ndarray,
+    epochs: int = 60,
+    lr: float = 1e-3,
+    batch_size: int = 128,
+    seed: int = 0,
+) -> CloneReport:
+    """Fit ``module`` (an RLlib torch RLModule) to the expert's labels in ``rows``.
+
+    Cross-entropy on the policy logits (``forward_train``'s ``action_dist_inputs``) over the
+    rows of the episodes not in ``held_out``; Adam, minibatches, a fixed number of epochs.
+    """
+    import torch
+
+    x, y, dropped = training_pairs(rows, agent, obs_column)
+    if len(y) == 0:
+        return CloneReport(agent.agent_id, 0, 0, agent.n_actions, dropped, *(float("nan"),) * 4)
+    episodes = rows["episode"].to_numpy()[[agent.index_of(k) is not None for k in label_keys(rows)]]
+    test = np.isin(episodes, held_out)
+    x_t, y_t = torch.as_tensor(x), torch.as_tensor(y)
+    train_idx = np.flatnonzero(~test)
+    gen = torch.Generator().manual_seed(int(seed))
+    params = [p for p in module.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(params, lr=lr)
+    module.train()
+    loss = torch.tensor(float("nan"))
+    for _ in range(epochs):
+        order = torch.as_tensor(train_idx)[torch.randperm(len(train_idx), generator=gen)]
+        for start in range(0, len(order), batch_size):
+            batch = order[start : start + batch_size]
+            logits = module.forward_train({"obs": x_t[batch]})["action_dist_inputs"]
+            loss = torch.nn.functional.cross_entropy(logits, y_t[batch])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    module.eval()
+    with torch.no_grad():
+        logits = module.forward_train({"obs": x_t})["action_dist_inputs"]
+    tr, te = torch.as_tensor(~test), torch.as_tensor(test)
+    report = CloneReport(
+        agent=agent.agent_id,
+        n_train=int((~test).sum()),
+        n_held_out=int(test.sum()),
+        n_actions=agent.n_actions,
+        dropped=dropped,
+        top1=_accuracy(logits[te], y_t[te], 1),
+        top5=_accuracy(logits[te], y_t[te], 5),
+        train_top1=_accuracy(logits[tr], y_t[tr], 1),
+        final_loss=float(loss),
+    )
+    if not np.isfinite(report.final_loss):
+        raise RuntimeError(f"imitation of {agent.agent_id} diverged (loss {report.final_loss})")
+    return report
