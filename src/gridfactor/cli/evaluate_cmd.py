@@ -17,7 +17,7 @@ def evaluate_cmd(
     agents: str = typer.Option(
         "do-nothing,reconnect,expert,random",
         "--agents",
-        help="Baselines, comma-separated: do-nothing,reconnect,expert,random.",
+        help="Baselines, comma-separated: do-nothing,reconnect,expert,expert-zone,random.",
     ),
     env: str = typer.Option(
         None, "--env", help="Grid2Op env (default: the runs' env, else rte_case14_realistic)."
@@ -38,6 +38,15 @@ def evaluate_cmd(
     ),
     danger: float = typer.Option(0.9, "--danger", help="Baselines' rho danger threshold."),
     checkpoint: str = typer.Option(None, "--checkpoint", help="Checkpoint of the runs."),
+    factorization: Path = typer.Option(
+        None, "--factorization", help="Zones for expert-zone (default: a distributed run's)."
+    ),
+    guard: str = typer.Option(
+        "0",
+        "--guard",
+        help="Trained runs: simulate the policy's top k actions and play the best; "
+        "comma-separated sizes, e.g. 0,3,10 (0 = pure policy).",
+    ),
     out: Path = typer.Option(Path("runs/evaluate"), "--out", help="Run directory."),
     seed: int = SEED,
     workers: int = WORKERS,
@@ -51,7 +60,7 @@ def evaluate_cmd(
     from gridfactor.evaluate.agents import parse_agent_names
     from gridfactor.evaluate.report import console_table
     from gridfactor.evaluate.runner import EvalConfig, evaluate
-    from gridfactor.evaluate.scenarios import parse_chronics, parse_window
+    from gridfactor.evaluate.scenarios import parse_chronics, parse_guards, parse_window
     from gridfactor.parallel import ParallelConfig
 
     config = EvalConfig(
@@ -65,6 +74,8 @@ def evaluate_cmd(
         danger=danger,
         seed=seed,
         checkpoint=checkpoint,
+        factorization=str(factorization) if factorization else None,
+        guards=parse_guards(guard),
         out=str(out),
         parallel=ParallelConfig(workers, ray_address),
         resume=resume,
@@ -83,7 +94,12 @@ def compare_cmd(
         help="Grid2Op env, factorized AND trained on (default: do-nothing fails there).",
     ),
     preset: str = typer.Option(
-        "smoke", "--preset", help="smoke (minutes, CI) or paper (the seed's budgets, ~days)."
+        "smoke",
+        "--preset",
+        help="smoke (minutes, CI), demo (~10 min, make demo) or paper (~3 h on 2 cores).",
+    ),
+    demo_episodes: int = typer.Option(
+        None, "--demo-episodes", help="Override the preset's demonstration episodes."
     ),
     timesteps: int = typer.Option(
         None, "--timesteps", help="Override the preset's training budget (decisions/agent)."
@@ -98,13 +114,17 @@ def compare_cmd(
     resume: bool = RESUME,
     overwrite: bool = OVERWRITE,
 ) -> None:
-    """factorize -> train distributed -> train centralized -> evaluate -> report.md."""
+    """factorize -> demonstrate -> imitate + PPO (distributed, centralized) -> evaluate."""
     from gridfactor.evaluate.compare import CompareConfig, compare
     from gridfactor.parallel import ParallelConfig
 
     overrides = {
         key: value
-        for key, value in (("timesteps", timesteps), ("eval_episodes", eval_episodes))
+        for key, value in (
+            ("timesteps", timesteps),
+            ("eval_episodes", eval_episodes),
+            ("demo_episodes", demo_episodes),
+        )
         if value is not None
     }
     run_dir = compare(

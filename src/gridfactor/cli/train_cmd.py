@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from gridfactor.cli.main import OVERWRITE, RAY_ADDRESS, RESUME, SEED, app
+from gridfactor.cli.main import OVERWRITE, RAY_ADDRESS, RESUME, SEED, WORKERS, app
 
 
 @app.command("train")
@@ -15,11 +15,27 @@ def train_command(
         None, "--factorization", help="factorization.json of the grid (clusters of lines/subs)."
     ),
     centralized: bool = typer.Option(
-        False, "--centralized", help="One agent for all substations (no factorization)."
+        False,
+        "--centralized",
+        help="One agent: over the --factorization's substations if given, else all.",
     ),
+    demonstrations: Path = typer.Option(
+        None,
+        "--demonstrations",
+        help="`gridfactor demonstrate` run: reduce the action sets, clone the expert, then PPO.",
+    ),
+    coverage: float = typer.Option(
+        0.95, "--coverage", help="Action sets: keep the expert's choices covering this share."
+    ),
+    full_action_set: bool = typer.Option(
+        False, "--full-action-set", help="With --demonstrations: keep every unitary action."
+    ),
+    imitation_epochs: int = typer.Option(60, "--imitation-epochs", help="Cloning epochs."),
     env: str = typer.Option("rte_case14_realistic", "--env", help="Grid2Op env name or path."),
     timesteps: int = typer.Option(
-        5000, "--timesteps", help="Budget in decisions (agent actions = RLlib env steps)."
+        5000,
+        "--timesteps",
+        help="PPO budget in decisions (agent actions); 0 with --demonstrations: imitation only.",
     ),
     obs: str = typer.Option("local", "--obs", help="Agent observation: local or global."),
     danger: float = typer.Option(0.9, "--danger", help="Agents act when some rho >= danger."),
@@ -50,6 +66,10 @@ def train_command(
         factorization_path=str(factorization) if factorization else None,
         centralized=centralized,
         timesteps=timesteps,
+        demonstrations=str(demonstrations) if demonstrations else None,
+        coverage=coverage,
+        full_action_set=full_action_set,
+        imitation_epochs=imitation_epochs,
         seed=seed,
         obs_mode=obs,
         danger=danger,
@@ -69,3 +89,61 @@ def train_command(
     )
     run_dir = train(config)
     typer.echo(f"trained agents in {run_dir} (metrics.csv, learning_curve.png, checkpoints/)")
+
+
+@app.command("demonstrate")
+def demonstrate_command(
+    factorization: Path = typer.Option(
+        ..., "--factorization", help="factorization.json of the grid: the zones."
+    ),
+    env: str = typer.Option("rte_case14_realistic", "--env", help="Grid2Op env name or path."),
+    episodes: int = typer.Option(100, "--episodes", help="Decision-env episodes to play."),
+    episode_steps: int = typer.Option(288, "--episode-steps", help="Max grid2op steps/episode."),
+    explore: float = typer.Option(
+        0.3, "--explore", help="Probability of playing do-nothing instead of the expert."
+    ),
+    danger: float = typer.Option(0.9, "--danger", help="Decide when some rho >= danger."),
+    validation_fraction: float = typer.Option(
+        0.2, "--validation-fraction", help="Held-out share (never played; as in train)."
+    ),
+    out: Path = typer.Option(Path("runs/demonstrate"), "--out", help="Run directory."),
+    seed: int = SEED,
+    workers: int = WORKERS,
+    ray_address: str = RAY_ADDRESS,
+    resume: bool = RESUME,
+    overwrite: bool = OVERWRITE,
+) -> None:
+    """Record the zone expert's decisions on the training chronics (for imitation)."""
+    import json
+
+    from gridfactor.collect.demonstrations import DemonstrateConfig, demonstrate
+    from gridfactor.envs.grid2op_env import check_env_name
+    from gridfactor.factorize.structure import Factorization
+    from gridfactor.parallel import ParallelConfig
+
+    check_env_name(env)
+    config = DemonstrateConfig(
+        env_name=env,
+        factorization=Factorization.load(factorization).to_dict(),
+        n_episodes=episodes,
+        episode_steps=episode_steps,
+        danger=danger,
+        explore=explore,
+        validation_fraction=validation_fraction,
+        seed=seed,
+    ).validate()
+    run_dir = demonstrate(
+        config,
+        out,
+        parallel=ParallelConfig(workers, ray_address),
+        resume=resume,
+        overwrite=overwrite,
+    )
+    info = json.loads((run_dir / "demonstrations.json").read_text())
+    per_agent = ", ".join(f"{k} {v}" for k, v in info["decisions_per_agent"].items())
+    typer.echo(
+        f"{info['n_decisions']} expert decisions in {info['n_episodes']} episodes ({per_agent}); "
+        f"the expert acts in {100 * info['expert_acts_share']:.0f}% of them with "
+        f"{info['distinct_labels']} distinct actions, {info['mean_expert_ms']:.0f} ms per decision"
+    )
+    typer.echo(f"wrote {run_dir / 'demonstrations.parquet'} and demonstrations.json")

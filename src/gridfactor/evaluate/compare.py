@@ -1,26 +1,29 @@
-"""``gridfactor compare``: the whole experiment, end to end, in one resumable run directory.
+"""``gridfactor compare``: the whole recipe, end to end, in one resumable run directory.
 
-factorize (grid MI of the training env) -> train distributed (one PPO agent per cluster) ->
-train centralized (one PPO agent, same decision budget and seed) -> evaluate both and the
-baselines on the held-out split -> report.md.
+factorize (zones of the training env from MI) -> demonstrate (the zone expert on the training
+chronics) -> for each agent variant, imitation (action sets + cloning) then PPO fine-tuning
+with the same demonstrations and budget -> evaluate the variants and the baselines on the
+same held-out scenarios -> report.md.
+
+Variants: ``distributed-local`` (one policy per zone, seeing its zone), ``distributed-global``
+(one policy per zone, seeing the whole grid) and ``centralized`` (one policy over the same
+substations, seeing the whole grid): the seed's partial vs complete observations, and the
+distributed vs centralized comparison at equal data and budget.
 
 Run directory::
 
     config.json  stages.json  report.md
     factorize/     gridfactor factorize run (factorization.json, grid_clusters.png, ...)
-    distributed/   gridfactor train run
-    centralized/   gridfactor train run
-    evaluate/      gridfactor evaluate run (results.md, plots/)
+    demonstrate/   gridfactor demonstrate run (demonstrations.parquet)
+    <variant>/     gridfactor train run per variant
+    evaluate/      gridfactor evaluate run (results.md, paired.csv, plots/)
 
 Each sub-run resumes by itself, and ``stages.json`` records the finished stages, so an
 interrupted compare re-run with the same command continues where it stopped.
 
-Default env: rte_case14_realistic (14 substations, 20 lines, 2 chronics of 8064 steps).
-Do-nothing fails there often (it survives 799 and 1381 steps of the two full chronics; 6 of 14
-one-day windows of the held-out chronic 001 end in a game over), so survival separates the
-agents; it is the standard L2RPN 14-bus grid (rich enough for several clusters), yet small
-enough for the smoke preset to run in minutes. rte_case5_example is too small to factorize
-meaningfully (5 substations), educ_case14_storage has only 7 one-day chronics.
+Default env: rte_case14_realistic (14 substations, 20 lines, 2 chronics of 8064 steps; chronic
+001 is held out). Do-nothing fails there often (6 of 10 held-out days), so survival separates
+the agents.
 """
 
 from __future__ import annotations
@@ -34,67 +37,102 @@ from typing import Any
 import pandas as pd
 
 from gridfactor.errors import UserError
-from gridfactor.evaluate.agents import BASELINES
-from gridfactor.evaluate.report import console_table, markdown_table
+from gridfactor.evaluate.report import console_table, markdown_table, paired_markdown
 from gridfactor.evaluate.runner import DEFAULT_ENV, EvalConfig, evaluate
 from gridfactor.parallel import ParallelConfig
 from gridfactor.runs import prepare_run_dir, write_json, write_text
 
-STAGES = ("factorize", "distributed", "centralized", "evaluate")
+VARIANTS = ("distributed-local", "distributed-global", "centralized")
+BASELINE_AGENTS = ("do-nothing", "reconnect", "expert", "expert-zone")
 
 
 @dataclass(frozen=True)
 class Preset:
     """Budgets of one compare run.
 
-    factorize_*: gridfactor factorize settings (episodes per substation, MI samples, steps).
-    timesteps: training budget in decisions (RLlib env steps), the same for both agents.
-    train_*: PPO batch settings; train_episode_steps: grid2op steps of a training episode.
-    eval_*: held-out evaluation episodes and their length (grid2op steps).
+    factorize_*: gridfactor factorize settings (episodes per substation, MI samples, steps,
+        threshold rule: the zones need only the MI, the threshold rule's clusters are shown
+        beside).
+    demo_episodes / demo_explore: demonstration episodes (one day each) and the share of
+        do-nothing steps in them.
+    timesteps: PPO budget in decisions after imitation, the same for every variant.
+    train_*: PPO settings; train_episode_steps: grid2op steps of a training episode.
+    eval_*: held-out evaluation episodes and their length (grid2op steps); guards: guard
+        sizes the variants are also evaluated with (0 = pure policy, always included).
+    variants: which of :data:`VARIANTS` to train.
     """
 
     factorize_episodes: int
     factorize_samples: int
     factorize_max_steps: int
+    factorize_threshold: str
+    demo_episodes: int
+    demo_explore: float
     timesteps: int
     train_batch_size: int
     minibatch_size: int
     num_epochs: int
+    lr: float
     train_episode_steps: int
     eval_episodes: int
     eval_steps: int
+    guards: tuple[int, ...] = (0,)
+    variants: tuple[str, ...] = VARIANTS
 
 
 PRESETS: dict[str, Preset] = {
-    # A few minutes on 2 cores (used in CI): a tiny collection, 1k decisions, 3 eval days.
+    # What CI runs: a few minutes on 2 cores; small budgets, every stage and variant.
     "smoke": Preset(
-        factorize_episodes=4,
-        factorize_samples=400,
-        factorize_max_steps=50,
-        timesteps=1000,
-        train_batch_size=250,
-        minibatch_size=64,
-        num_epochs=3,
+        factorize_episodes=6,
+        factorize_samples=1000,
+        factorize_max_steps=30,
+        factorize_threshold="quantile",
+        demo_episodes=6,
+        demo_explore=0.3,
+        timesteps=200,
+        train_batch_size=100,
+        minibatch_size=50,
+        num_epochs=2,
+        lr=1e-4,
         train_episode_steps=288,
-        eval_episodes=3,
+        eval_episodes=4,
         eval_steps=288,
     ),
-    # The seed paper's settings: 1000 episodes / 50000 samples per substation for the
-    # factorization, 1M decisions per agent, 100 held-out one-week episodes. Expected run
-    # time on 2 cores: several days, dominated by training (measured ~10-20 decisions/s on
-    # a loaded 2-core machine -> ~1 day per agent) and the expert's evaluation (~0.1 s per
-    # step, ~6 h for 100 x 2016 steps); use --ray-address on a cluster. Not run here.
+    # `make demo`: the headline in about 10 minutes on 2 cores.
+    "demo": Preset(
+        factorize_episodes=30,
+        factorize_samples=2000,
+        factorize_max_steps=30,
+        factorize_threshold="quantile",
+        demo_episodes=24,
+        demo_explore=0.3,
+        timesteps=0,
+        train_batch_size=500,
+        minibatch_size=128,
+        num_epochs=3,
+        lr=1e-4,
+        train_episode_steps=288,
+        eval_episodes=10,
+        eval_steps=288,
+        variants=("distributed-local", "centralized"),
+    ),
+    # The README's experiment: fits about 3 h on 2 cores.
     "paper": Preset(
-        factorize_episodes=1000,
-        factorize_samples=50_000,
-        factorize_max_steps=100,
-        timesteps=1_000_000,
-        train_batch_size=4000,
-        minibatch_size=256,
-        num_epochs=10,
-        train_episode_steps=2016,
-        eval_episodes=100,
-        eval_steps=2016,
+        factorize_episodes=300,
+        factorize_samples=20_000,
+        factorize_max_steps=50,
+        factorize_threshold="significance",
+        demo_episodes=120,
+        demo_explore=0.3,
+        timesteps=20_000,
+        train_batch_size=1000,
+        minibatch_size=128,
+        num_epochs=5,
+        lr=5e-5,
+        train_episode_steps=288,
+        eval_episodes=28,
+        eval_steps=288,
+        guards=(0, 3, 10),
     ),
 }
 
@@ -106,7 +144,7 @@ class CompareConfig:
     env_name: str = DEFAULT_ENV
     preset: str = "smoke"
     seed: int = 0
-    overrides: dict[str, int] = field(default_factory=dict)
+    overrides: dict[str, Any] = field(default_factory=dict)
     out: str = "runs/compare"
     parallel: ParallelConfig = field(default_factory=ParallelConfig)
     resume: bool = False
@@ -120,7 +158,11 @@ class CompareConfig:
         unknown = sorted(set(self.overrides) - fields)
         if unknown:
             raise UserError(f"unknown budget {unknown[0]!r}; choose among {', '.join(fields)}")
-        return replace(PRESETS[self.preset], **self.overrides)
+        budget = replace(PRESETS[self.preset], **self.overrides)
+        bad = [v for v in budget.variants if v not in VARIANTS]
+        if bad or not budget.variants:
+            raise UserError(f"unknown variant {bad}; choose among {', '.join(VARIANTS)}")
+        return budget
 
 
 def _load_stages(out: Path) -> dict[str, Any]:
@@ -157,15 +199,21 @@ def compare(config: CompareConfig) -> Path:
 
     stage("factorize", lambda: _factorize(config, budget, out / "factorize"))
     fact_path = out / "factorize" / "factorization.json"
-    for kind in ("distributed", "centralized"):
-        stage(kind, lambda kind=kind: _train(config, budget, out / kind, kind, fact_path))
+    stage("demonstrate", lambda: _demonstrate(config, budget, out / "demonstrate", fact_path))
+    for variant in budget.variants:
+        stage(
+            variant,
+            lambda v=variant: _train(config, budget, out / v, v, fact_path, out / "demonstrate"),
+        )
     eval_config = EvalConfig(
         env_name=config.env_name,
-        agents=BASELINES,
-        runs=(str(out / "distributed"), str(out / "centralized")),
+        agents=BASELINE_AGENTS,
+        runs=tuple(str(out / v) for v in budget.variants),
         n_episodes=budget.eval_episodes,
         episode_steps=budget.eval_steps,
         seed=config.seed,
+        factorization=str(fact_path),
+        guards=tuple(dict.fromkeys((0, *budget.guards))),
         out=str(out / "evaluate"),
         parallel=config.parallel,
         resume=True,
@@ -184,25 +232,51 @@ def _factorize(config: CompareConfig, budget: Preset, out: Path) -> None:
         n_episodes=budget.factorize_episodes,
         n_samples=budget.factorize_samples,
         max_steps=budget.factorize_max_steps,
+        threshold=budget.factorize_threshold,
         seed=config.seed,
     )
     factorize_grid(fconfig, out, parallel=config.parallel, resume=True, progress=config.progress)
 
 
-def _train(config: CompareConfig, budget: Preset, out: Path, kind: str, fact: Path) -> None:
+def _demonstrate(config: CompareConfig, budget: Preset, out: Path, fact: Path) -> None:
+    from gridfactor.collect.demonstrations import DemonstrateConfig, demonstrate
+    from gridfactor.factorize.structure import Factorization
+
+    demonstrate(
+        DemonstrateConfig(
+            env_name=config.env_name,
+            factorization=Factorization.load(fact).to_dict(),
+            n_episodes=budget.demo_episodes,
+            episode_steps=budget.train_episode_steps,
+            explore=budget.demo_explore,
+            seed=config.seed,
+        ),
+        out,
+        parallel=config.parallel,
+        resume=True,
+        progress=config.progress,
+    )
+
+
+def _train(
+    config: CompareConfig, budget: Preset, out: Path, variant: str, fact: Path, demos: Path
+) -> None:
     from gridfactor.train.run import TrainConfig, train
 
     train(
         TrainConfig(
             env_name=config.env_name,
-            factorization_path=str(fact) if kind == "distributed" else None,
-            centralized=kind == "centralized",
+            factorization_path=str(fact),
+            centralized=variant == "centralized",
+            obs_mode="local" if variant == "distributed-local" else "global",
+            demonstrations=str(demos),
             timesteps=budget.timesteps,
             seed=config.seed,
             episode_steps=budget.train_episode_steps,
             train_batch_size=budget.train_batch_size,
             minibatch_size=budget.minibatch_size,
             num_epochs=budget.num_epochs,
+            lr=budget.lr,
             ray_address=config.parallel.ray_address,
             out=str(out),
             resume=True,
@@ -220,12 +294,16 @@ def write_report(out: Path, config: CompareConfig, budget: Preset, stages: dict)
 
     fact = Factorization.load(out / "factorize" / "factorization.json")
     results = pd.read_csv(out / "evaluate" / "results.csv")
+    paired = pd.read_csv(out / "evaluate" / "paired.csv")
+    demo_info = json.loads((out / "demonstrate" / "demonstrations.json").read_text())
     lines = [
         f"# gridfactor compare: distributed vs centralized on {config.env_name}",
         "",
         f"Preset `{config.preset}`, seed {config.seed}. Budgets: factorization "
         f"{budget.factorize_episodes} episodes / {budget.factorize_samples} samples per "
-        f"substation; training {budget.timesteps} decisions per agent (PPO batch "
+        f"substation; {demo_info['n_decisions']} expert decisions in "
+        f"{demo_info['n_episodes']} demonstration episodes of the training chronics; "
+        f"imitation then PPO for {budget.timesteps} decisions per variant (batch "
         f"{budget.train_batch_size}); evaluation {budget.eval_episodes} held-out episodes of "
         f"{budget.eval_steps} steps, the same scenarios for every agent.",
         "",
@@ -234,7 +312,7 @@ def write_report(out: Path, config: CompareConfig, budget: Preset, stages: dict)
         "",
         "## Factorization",
         "",
-        f"{len(fact.clusters)} clusters (lines = targets, substations = inputs):",
+        f"{len(fact.clusters)} zones (lines = targets, substations = inputs):",
         "",
         "```",
         *fact.describe(),
@@ -244,17 +322,34 @@ def write_report(out: Path, config: CompareConfig, budget: Preset, stages: dict)
     for name in ("grid_clusters.png", "blocks.png"):
         if (out / "factorize" / name).is_file():
             lines += [f"![{name}](factorize/{name})", ""]
-    lines += ["## Learning curves", ""]
+    lines += ["## Imitation (agreement with the expert on held-out demonstrations)", ""]
+    lines += [
+        "| variant | agent | decisions | actions | top-1 | top-5 |",
+        "|---|---|---|---|---|---|",
+    ]
+    for variant in budget.variants:
+        path = out / variant / "imitation.json"
+        if path.is_file():
+            for r in json.loads(path.read_text())["agents"]:
+                lines.append(
+                    f"| {variant} | {r['agent']} | {r['n_train']} | {r['n_actions']} | "
+                    f"{r['top1']:.2f} | {r['top5']:.2f} |"
+                )
+    lines += ["", "## Learning curves", ""]
     overlaid = out / "evaluate" / "plots" / "learning_curves.png"
     if overlaid.is_file():
         lines += [f"![learning curves]({_rel(out, overlaid)})", ""]
-    for kind in ("distributed", "centralized"):
+    for kind in budget.variants:
         if (out / kind / "learning_curve.png").is_file():
             lines += [f"![{kind}]({kind}/learning_curve.png)", ""]
     lines += [
         "## Results on held-out scenarios",
         "",
         markdown_table(results).strip(),
+        "",
+        "Paired differences (same scenarios):",
+        "",
+        paired_markdown(paired).strip(),
         "",
         "![survival per scenario](evaluate/plots/survival_per_scenario.png)",
         "",
@@ -263,7 +358,36 @@ def write_report(out: Path, config: CompareConfig, budget: Preset, stages: dict)
         "Per-episode results: `evaluate/episodes.csv`.",
         "",
     ]
+    heads = headline(results)
+    lines[2:2] = [*heads, ""] if heads else []
     text = "\n".join(lines)
     write_text(out / "report.md", text)
+    print("zones:")
+    for line in fact.describe():
+        if "<- inputs []" not in line:
+            print(f"  {line.replace('cluster', 'zone', 1)}")
     print(console_table(results))
+    for line in heads:
+        print(line)
     return text
+
+
+def headline(results: pd.DataFrame) -> list[str]:
+    """One line per learned variant: the share of the do-nothing -> expert gap in mean steps
+    survived that it closes, and its speed-up per decision over the expert."""
+    rows = results.set_index("agent")
+    if not {"do-nothing", "expert"} <= set(rows.index):
+        return []
+    floor, top = rows.loc["do-nothing", "survived_mean"], rows.loc["expert", "survived_mean"]
+    lines = []
+    for agent in rows.index:
+        if agent in BASELINE_AGENTS or agent == "random":
+            continue
+        gap = (rows.loc[agent, "survived_mean"] - floor) / (top - floor) if top > floor else 1.0
+        speed = rows.loc["expert", "decision_ms"] / rows.loc[agent, "decision_ms"]
+        lines.append(
+            f"{agent}: closes {100 * gap:.0f}% of the do-nothing -> expert gap in mean steps "
+            f"survived ({rows.loc[agent, 'survived_mean']:.1f} vs {floor:.1f} and {top:.1f}), "
+            f"{speed:.0f}x faster per decision than the expert"
+        )
+    return lines

@@ -157,3 +157,16 @@ def parse_window(text: str | None) -> tuple[float, float] | None:
     except ValueError:
         raise UserError(f"bad --window {text!r}; use FIRST:LAST fractions, e.g. 0.75:1") from None
     return lo, hi
+
+
+def parse_guards(text: str | None) -> tuple[int, ...]:
+    """``"0,3,10"`` -> (0, 3, 10): guard sizes (0 = pure policy)."""
+    if not text:
+        return (0,)
+    try:
+        sizes = tuple(dict.fromkeys(int(part) for part in text.split(",") if part.strip()))
+    except ValueError:
+        raise UserError(f"bad --guard {text!r}; use sizes like 0,3,10") from None
+    if not sizes or any(k < 0 for k in sizes):
+        raise UserError(f"bad --guard {text!r}; sizes must be >= 0 (0 = pure policy)")
+    return sizes

@@ -41,6 +41,7 @@ CHECKPOINTS = "checkpoints"
 LATEST = "latest.json"
 STATE_FILE = "gridfactor_state.json"
 KEEP_PERIODIC = 3
+IMITATION = "imitation"  # checkpoint holding the cloned policies, before PPO
 
 
 @dataclass
@@ -52,6 +53,11 @@ class TrainConfig:
     factorization_path: str | None = None
     centralized: bool = False
     timesteps: int = 5000
+    # imitation (``demonstrations``: a `gridfactor demonstrate` run directory)
+    demonstrations: str | None = None
+    coverage: float = 0.95
+    full_action_set: bool = False
+    imitation_epochs: int = 60
     seed: int = 0
     obs_mode: str = "local"
     danger: float = 0.9
@@ -84,12 +90,17 @@ class TrainConfig:
         return data
 
     def validate(self) -> None:
-        if self.timesteps <= 0:
-            raise UserError(f"--timesteps must be > 0 (got {self.timesteps})")
+        if self.timesteps < 0 or (self.timesteps == 0 and not self.demonstrations):
+            raise UserError(
+                f"--timesteps must be > 0 (got {self.timesteps}); 0 is allowed with "
+                "--demonstrations (imitation only)"
+            )
         if not self.centralized and not self.factorization_path:
             raise UserError("pass --factorization FILE (distributed agents) or --centralized")
-        if self.centralized and self.factorization_path:
-            raise UserError("--centralized takes no --factorization; pass only one of them")
+        if not 0.0 < self.coverage <= 1.0:
+            raise UserError(f"--coverage must be in (0, 1], got {self.coverage}; e.g. 0.95")
+        if self.imitation_epochs <= 0:
+            raise UserError(f"--imitation-epochs must be > 0, got {self.imitation_epochs}")
         if self.obs_mode not in ("local", "global"):
             raise UserError(f"--obs must be 'local' or 'global' (got {self.obs_mode!r})")
         if not self.danger > 0.0:
@@ -180,13 +191,19 @@ def build_algo_config(cfg: TrainConfig, env_config: dict[str, Any], spaces: dict
 
 
 def load_run_factorization(cfg: TrainConfig, g2env: Any) -> Factorization:
-    from gridfactor.agents.cluster import centralized_factorization, check_factorization_for_env
+    """The run's clusters: the factorization's zones; with --centralized one cluster over the
+    same substations (or, without a factorization, over every substation with actions)."""
+    from gridfactor.agents.cluster import (
+        centralized_factorization,
+        check_factorization_for_env,
+        merged_factorization,
+    )
 
-    if cfg.centralized:
+    if cfg.centralized and not cfg.factorization_path:
         return centralized_factorization(g2env, cfg.env_name)
     fact = Factorization.load(cfg.factorization_path)
     check_factorization_for_env(fact, g2env, cfg.env_name)
-    return fact
+    return merged_factorization(fact) if cfg.centralized else fact
 
 
 def _same_clusters(a: Factorization, b: Factorization) -> bool:
@@ -203,8 +220,12 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
     return path if path.is_dir() else None
 
 
-def _save_checkpoint(algo: Any, run_dir: Path, name: str, state: dict[str, Any]) -> Path:
-    """Save into a temp dir then rename: a killed run never leaves half a checkpoint."""
+def _save_checkpoint(
+    algo: Any, run_dir: Path, name: str, state: dict[str, Any], *, latest: bool = True
+) -> Path:
+    """Save into a temp dir then rename: a killed run never leaves half a checkpoint.
+
+    ``latest``: also point ``latest.json`` at it (what a resumed run restores)."""
     ckpt_root = run_dir / CHECKPOINTS
     ckpt_root.mkdir(parents=True, exist_ok=True)
     tmp = ckpt_root / f".{name}.tmp"
@@ -217,7 +238,8 @@ def _save_checkpoint(algo: Any, run_dir: Path, name: str, state: dict[str, Any])
         os.replace(final, old)
     os.replace(tmp, final)
     shutil.rmtree(old, ignore_errors=True)
-    write_json(ckpt_root / LATEST, {"name": name, **state})
+    if latest:
+        write_json(ckpt_root / LATEST, {"name": name, **state})
     periodic = sorted(p for p in ckpt_root.glob("iter_*") if p.is_dir())
     for stale in periodic[:-KEEP_PERIODIC]:
         shutil.rmtree(stale, ignore_errors=True)
@@ -241,7 +263,13 @@ def metrics_row(
     sums = ours.get("sum", {})
     n_eps = float(ours.get("episodes", 0.0))
     g2 = float(ours.get("grid2op_steps", 0.0))
-    decisions = float(_get(runners, "num_env_steps_sampled", default=0.0))
+    if "num_env_steps_sampled" not in runners:
+        # without it the budget never advances: fail instead of looping forever
+        raise RuntimeError(
+            "RLlib's result has no env_runners/num_env_steps_sampled; this RLlib version "
+            f"reports {sorted(runners)}: update gridfactor.train.run.metrics_row"
+        )
+    decisions = float(runners["num_env_steps_sampled"])
     totals["decisions"] += decisions
     totals["grid2op_steps"] += g2
     totals["time_s"] += elapsed
@@ -335,6 +363,9 @@ def train(config: TrainConfig) -> Path:
     fact.save(fact_path)
     split = make_split(count_chronics(g2env), config.validation_fraction)
     write_json(run_dir / "split.json", split)
+    demos = action_sets = None
+    if config.demonstrations:
+        demos, action_sets = _imitation_inputs(config, fact, g2env, split, run_dir)
 
     env_cfg = DecisionEnvConfig(
         env_name=config.env_name,
@@ -346,6 +377,7 @@ def train(config: TrainConfig) -> Path:
         start_range=tuple(split["train"]["start_range"]),
         reward=config.reward,
         seed=config.seed,
+        action_sets=action_sets,
     )
     # The spaces (and all config errors) come from one env built here, in the driver.
     probe = DecisionEnv(env_cfg)
@@ -358,6 +390,8 @@ def train(config: TrainConfig) -> Path:
     started_ray = _init_ray(config.ray_address)
     algo = build_algo_config(config, asdict(env_cfg), spaces).build_algo()
     try:
+        if demos is not None and latest_checkpoint(run_dir) is None:
+            _imitate(config, algo, probe, demos, run_dir, agents)
         return _train_loop(config, run_dir, algo, agents, fact, pd, tqdm)
     finally:
         algo.stop()
@@ -365,6 +399,117 @@ def train(config: TrainConfig) -> Path:
             import ray
 
             ray.shutdown()
+
+
+def _imitation_inputs(
+    config: TrainConfig,
+    fact: Factorization,
+    g2env: Any,
+    split: dict[str, Any],
+    run_dir: Path,
+) -> tuple[Any, dict[str, list[list[int]]]]:
+    """Load and check the demonstrations; reduce (or keep) the action sets, save them."""
+    from gridfactor.agents.cluster import build_agents
+    from gridfactor.collect.demonstrations import load_demonstrations
+    from gridfactor.envs.grid2op_env import env_data_dir
+    from gridfactor.train.imitation import reduce_action_sets
+    from gridfactor.train.policy import ACTION_SETS_FILE
+
+    demos = load_demonstrations(config.demonstrations)
+    if env_data_dir(demos.settings["env_name"]) != env_data_dir(config.env_name):
+        raise UserError(
+            f"the demonstrations were recorded on {demos.settings['env_name']} but --env is "
+            f"{config.env_name}; record demonstrations of {config.env_name}"
+        )
+    if demos.sidecar["split"] != split:
+        raise UserError(
+            "the demonstrations were recorded with another train/validation split "
+            f"({demos.sidecar['split']['validation']} held out); use the same "
+            "--validation-fraction in demonstrate and train"
+        )
+    demo_fact = Factorization.from_dict(demos.settings["factorization"])
+    if not config.centralized and not _same_clusters(demo_fact, fact):
+        raise UserError(
+            f"the demonstrations of {config.demonstrations} were recorded with other zones than "
+            f"{config.factorization_path}; pass the factorization they were recorded with"
+        )
+    agents = build_agents(fact, g2env)
+    if config.full_action_set:
+        sets = {a.agent_id: list(a.action_keys) for a in agents}
+    else:
+        # the centralized agent learns from every decision; a zone agent from its own
+        frame = demos.frame
+        sets = reduce_action_sets(
+            frame,
+            agents,
+            coverage=config.coverage,
+            rows_of=(lambda agent: frame) if config.centralized else None,
+        )
+    write_json(
+        run_dir / ACTION_SETS_FILE,
+        {
+            "coverage": None if config.full_action_set else config.coverage,
+            "full_action_set": config.full_action_set,
+            "demonstrations": str(config.demonstrations),
+            "agents": {aid: [list(k) for k in keys] for aid, keys in sets.items()},
+            "n_actions_full": {a.agent_id: a.n_actions for a in agents},
+        },
+    )
+    return demos, {aid: [list(k) for k in keys] for aid, keys in sets.items()}
+
+
+def _imitate(
+    config: TrainConfig, algo: Any, env: Any, demos: Any, run_dir: Path, agents: list[str]
+) -> None:
+    """Clone the expert into every policy (the learner's modules), sync the env runners,
+    save the ``imitation`` checkpoint and ``imitation.json`` (agreement with the expert)."""
+    from gridfactor.train.imitation import clone_expert, held_out_episodes
+
+    frame = demos.frame
+    held_out = held_out_episodes(frame, config.seed)
+    obs_column = "obs_global" if config.centralized or config.obs_mode == "global" else "obs_local"
+    by_id = env.by_id
+
+    def fit(learner: Any) -> list[dict[str, Any]]:
+        reports = []
+        for aid in agents:
+            rows = frame if config.centralized else frame[frame["agent"] == aid]
+            report = clone_expert(
+                learner.module[aid],
+                rows,
+                by_id[aid],
+                obs_column=obs_column,
+                held_out=held_out,
+                epochs=config.imitation_epochs,
+                seed=config.seed,
+            )
+            reports.append(report.to_dict())
+        return reports
+
+    tic = time.perf_counter()
+    (reports,) = algo.learner_group.foreach_learner(fit)
+    reports = reports.get() if hasattr(reports, "get") else reports
+    algo.env_runner_group.sync_weights(
+        from_worker_or_learner_group=algo.learner_group, inference_only=True
+    )
+    summary = {
+        "agents": reports,
+        "held_out_episodes": held_out.tolist(),
+        "observation": obs_column,
+        "seconds": time.perf_counter() - tic,
+    }
+    write_json(run_dir / "imitation.json", summary)
+    for r in reports:
+        print(
+            f"imitation {r['agent']}: {r['n_train']} decisions, {r['n_actions']} actions, "
+            f"agreement with the expert on {r['n_held_out']} held-out decisions: top-1 "
+            f"{r['top1']:.2f}, top-5 {r['top5']:.2f} (train top-1 {r['train_top1']:.2f})",
+            flush=True,
+        )
+    state = {"iteration": 0, "agents": agents, "decisions": 0.0, "grid2op_steps": 0.0}
+    # not the resume point: a run interrupted before its first PPO checkpoint re-clones
+    # (seeded, seconds) rather than restoring weights it already holds
+    _save_checkpoint(algo, run_dir, IMITATION, {**state, "time_s": 0.0}, latest=False)
 
 
 def _train_loop(
