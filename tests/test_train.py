@@ -92,6 +92,26 @@ def test_train_distributed_resume_and_act(tmp_path, fact_path, ray_session):
     assert metrics["grid2op_steps"].iloc[0] >= metrics["decisions"].iloc[0]
     assert list(run_dir.glob("tb/events.*"))
 
+    # resume restores the weights: re-run at the same budget (no training left), the final
+    # checkpoint then holds the restored weights, whose logits equal the original ones
+    features = np.random.default_rng(0).uniform(0, 1, (5, 200)).astype(np.float32)
+
+    def logits(agent):
+        return {
+            aid: np.stack(
+                [agent.logits(aid, f[: module.observation_space.shape[0]]) for f in features]
+            )
+            for aid, module in agent.modules.items()
+        }
+
+    before = logits(load_trained_agent(run_dir))
+    train(TrainConfig(**{**cfg.__dict__, "resume": True}))
+    after = logits(load_trained_agent(run_dir))
+    assert before.keys() == after.keys()
+    for aid in before:
+        np.testing.assert_array_equal(before[aid], after[aid])
+    assert len(pd.read_csv(run_dir / "metrics.csv")) == 1  # nothing was trained again
+
     # resume continues from the checkpoint: one more iteration to the larger budget
     cfg2 = TrainConfig(
         factorization_path=str(fact_path), timesteps=200, out=str(out), resume=True, **TINY
@@ -119,7 +139,7 @@ def test_train_distributed_resume_and_act(tmp_path, fact_path, ray_session):
         )
 
     agent = load_trained_agent(run_dir)
-    assert agent.name == "distributed" and agent.env_name == ENV and agent.danger == 0.9
+    assert agent.name == "distributed-local" and agent.env_name == ENV and agent.danger == 0.9
     assert len(agent.factorization.clusters) == 3
     env = make_grid2op_env(ENV, cache=False)
     with warnings.catch_warnings():
@@ -135,9 +155,10 @@ def test_train_distributed_resume_and_act(tmp_path, fact_path, ray_session):
         obs.rho[:] = 0.1
         obs.rho[7] = 1.1
         aid, index = agent.choose(obs, env)
-        assert aid is not None and 0 <= index < agent._by_id[aid].n_actions
+        by_id = agent.bind(env).by_id
+        assert aid is not None and 0 <= index < by_id[aid].n_actions
         action = agent.act(obs, env)
-        assert action in agent._by_id[aid].actions
+        assert action == by_id[aid].actions[index]
         obs.rho[:] = 0.1
         assert agent.act(obs, env) == env.action_space({})
     env.close()
