@@ -1,4 +1,4 @@
-"""Exact recovery of random unequal block structures: significance vs the seed's quantile.
+"""Exact recovery of random unequal block structures: zones, components, the seed's quantile.
 
 For each of ``--n-structures`` random structures (2-5 blocks of 2-5 state and 1-3 action
 variables, binary for even structure numbers and ternary for odd ones) and both generators
@@ -7,6 +7,9 @@ matrices and the permutation null once, then binarize with
 
 * ``significance``: raw MI vs the pooled Pearson-III permutation null, Holm at ``--alpha``;
 * ``quantile``: the seed's rule, per-column quantile 0.7 of the shuffle-corrected matrix;
+
+then clusters: connected components (``significance``, ``quantile``) or the default spectral
+zones on the significant edges weighed by MI (``significance+zones``, what the commands do);
 
 and score ``score_recovery(...).exact``. Prints the table overall and by n_values / number
 of blocks, plus the seed's default case, and the total time.
@@ -23,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from gridfactor.envs.synthetic import SEED_BLOCKS, make_synthetic, random_unequal_blocks
-from gridfactor.factorize.pipeline import adjacency_factorization
+from gridfactor.factorize.pipeline import ZoneRule, adjacency_factorization, zone_factorization
 from gridfactor.factorize.recovery import score_recovery
 from gridfactor.factorize.significance import (
     permutation_null,
@@ -84,13 +87,18 @@ def run_case(
         progress=False,
     )
     test = significance_test(result.mi, null, alpha=args.alpha, min_mi=args.min_mi)
+    quantile = binarize_quantile(result.unbiased, 0.7)
     rules = {
-        "significance": test.adjacency,
-        "quantile": binarize_quantile(result.unbiased, 0.7),
+        # the product's default: significant edges, spectral zones weighed by MI
+        "significance+zones": (
+            test.adjacency,
+            zone_factorization(result.unbiased, test.adjacency, *names, ZoneRule(), seed=seed),
+        ),
+        "significance": (test.adjacency, adjacency_factorization(test.adjacency, *names)),
+        "quantile": (quantile, adjacency_factorization(quantile, *names)),
     }
     rows = []
-    for rule, adjacency in rules.items():
-        found = adjacency_factorization(adjacency, *names)
+    for rule, (adjacency, found) in rules.items():
         score = score_recovery(found, truth, adjacency, env.relation)
         rows.append(
             {

@@ -8,10 +8,13 @@ import typer
 
 from gridfactor.cli.main import (
     ALPHA,
+    MAX_ZONES,
     MIN_MI,
     N_BOOTSTRAP,
     N_PERMUTATIONS,
+    N_ZONES,
     OVERWRITE,
+    PARTITION,
     QUANTILE,
     RAY_ADDRESS,
     RESUME,
@@ -36,6 +39,9 @@ def factorize_data(
     alpha: float = ALPHA,
     n_permutations: int = N_PERMUTATIONS,
     min_mi: float = MIN_MI,
+    partition: str = PARTITION,
+    n_zones: str = N_ZONES,
+    max_zones: int = MAX_ZONES,
     n_bootstrap: int = N_BOOTSTRAP,
     k: int = typer.Option(None, "--k", help="KSG neighbours (default N/20)."),
     seed: int = SEED,
@@ -48,12 +54,14 @@ def factorize_data(
     from dataclasses import asdict
 
     from gridfactor.factorize.data import load_transitions
-    from gridfactor.factorize.pipeline import ThresholdRule
+    from gridfactor.factorize.partition import check_n_zones
+    from gridfactor.factorize.pipeline import ThresholdRule, ZoneRule
     from gridfactor.factorize.run import describe_result, factorize_transitions
     from gridfactor.mi import default_k
     from gridfactor.runs import prepare_run_dir
 
     rule = ThresholdRule(threshold, quantile, alpha, n_permutations, min_mi)
+    zones = ZoneRule(partition, check_n_zones(n_zones), max_zones)
     transitions = load_transitions(file)
     n_rows = len(transitions.states)
     k_used = default_k(n_rows) if k is None else k
@@ -66,6 +74,7 @@ def factorize_data(
     config = {
         "file": str(file.resolve()),
         "rule": asdict(rule),
+        "zones": asdict(zones),
         "n_bootstrap": n_bootstrap,
         "k": k,
         "seed": seed,
@@ -81,6 +90,7 @@ def factorize_data(
         transitions,
         out_dir,
         rule=rule,
+        zones=zones,
         seed=seed,
         k=k,
         n_bootstrap=n_bootstrap,

@@ -11,8 +11,11 @@ import typer
 
 from gridfactor.cli.main import (
     ALPHA,
+    MAX_ZONES,
     MIN_MI,
+    N_ZONES,
     OVERWRITE,
+    PARTITION,
     RAY_ADDRESS,
     RESUME,
     SEED,
@@ -37,22 +40,10 @@ N_PERMUTATIONS = typer.Option(
     10, "--n-permutations", help="Significance rule: null replicates per substation."
 )
 K = typer.Option(None, "--k", help="KSG neighbours (default: the estimator's default).")
-PARTITION = typer.Option(
-    "spectral",
-    "--partition",
-    help="MI graph -> zones: spectral (default), cocluster, louvain, or components (the "
-    "threshold rule's connected components).",
-)
-N_ZONES = typer.Option(
-    "auto", "--n-zones", help="Number of zones, or auto (max bipartite modularity)."
-)
 PRIOR = typer.Option(
     "proximity",
     "--prior",
     help="Zones: weigh MI by grid distance (proximity, default) or not (none).",
-)
-MAX_ZONES = typer.Option(
-    None, "--max-zones", help="Largest K tried by auto (default: half the acted-on substations)."
 )
 
 

@@ -42,6 +42,18 @@ N_PERMUTATIONS = typer.Option(
     30, "--n-permutations", help="Significance rule: null replicates per pair."
 )
 MIN_MI = typer.Option(0.0, "--min-mi", help="Significance rule: minimum effect size (nats).")
+PARTITION = typer.Option(
+    "spectral",
+    "--partition",
+    help="Kept edges -> clusters: spectral zones (default), cocluster, louvain, or "
+    "components (connected components, the seed's step).",
+)
+N_ZONES = typer.Option(
+    "auto", "--n-zones", help="Number of zones, or auto (modularity above a shuffled null)."
+)
+MAX_ZONES = typer.Option(
+    None, "--max-zones", help="Largest number of zones auto tries (default: half the inputs)."
+)
 N_BOOTSTRAP = typer.Option(
     0, "--n-bootstrap", help="Stability: re-factorize this many half-subsamples (0 = skip)."
 )

@@ -8,10 +8,13 @@ import typer
 
 from gridfactor.cli.main import (
     ALPHA,
+    MAX_ZONES,
     MIN_MI,
     N_BOOTSTRAP,
     N_PERMUTATIONS,
+    N_ZONES,
     OVERWRITE,
+    PARTITION,
     QUANTILE,
     RAY_ADDRESS,
     RESUME,
@@ -52,6 +55,9 @@ def synthetic(
         "--quantiles",
         help="Seed's rule at these quantiles, side by side: '0.7,0.8' or 'start:stop:step'.",
     ),
+    partition: str = PARTITION,
+    n_zones: str = N_ZONES,
+    max_zones: int = MAX_ZONES,
     n_bootstrap: int = N_BOOTSTRAP,
     k: int = typer.Option(None, "--k", help="KSG neighbours (default N/20)."),
     seed: int = SEED,
@@ -65,7 +71,8 @@ def synthetic(
     Default: the seed's case (5 state, 3 action binary variables, 2 blocks, 100 000 steps),
     the significance rule, and the seed's quantile rule at 0.70 ... 0.94 side by side.
     """
-    from gridfactor.factorize.pipeline import ThresholdRule
+    from gridfactor.factorize.partition import check_n_zones
+    from gridfactor.factorize.pipeline import ThresholdRule, ZoneRule
     from gridfactor.factorize.plots import format_table
     from gridfactor.factorize.structure import Factorization
     from gridfactor.factorize.synthetic import SyntheticConfig, parse_quantiles, run_synthetic
@@ -84,6 +91,7 @@ def synthetic(
         steps=steps,
         quantiles=parse_quantiles(quantiles) if quantiles else (),
         rule=ThresholdRule(threshold, quantile, alpha, n_permutations, min_mi),
+        zones=ZoneRule(partition, check_n_zones(n_zones), max_zones),
         n_bootstrap=n_bootstrap,
         k=k,
         seed=seed,

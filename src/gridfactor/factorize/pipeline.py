@@ -1,4 +1,4 @@
-"""From transitions or an MI matrix to a Factorization: threshold rule + components.
+"""From transitions or an MI matrix to a Factorization: threshold rule, then zones.
 
 Two threshold rules:
 
@@ -7,6 +7,12 @@ Two threshold rules:
   finds blocks of any size without tuning.
 * ``quantile``: the seed's rule, each input column keeps the edges above its quantile of
   the shuffle-corrected MI (:func:`gridfactor.factorize.threshold.binarize_quantile`).
+
+Then a :class:`ZoneRule` turns the kept edges into clusters: ``components`` (the connected
+components of the kept edges, the seed's step) or a partition method of
+:mod:`gridfactor.factorize.partition` (``spectral`` default), which weighs every kept edge by
+its shuffle-corrected MI and cuts where little MI crosses: disconnected blocks stay apart,
+and a block joined to another by a weak bridge is split off.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from gridfactor.errors import UserError
+from gridfactor.factorize.partition import ZonePartitioner, check_method, check_n_zones
 from gridfactor.factorize.significance import (
     check_alpha,
     check_min_mi,
@@ -27,7 +34,7 @@ from gridfactor.factorize.significance import (
     permutation_null,
     significance_test,
 )
-from gridfactor.factorize.structure import Factorization, clusters_from_adjacency
+from gridfactor.factorize.structure import Cluster, Factorization, clusters_from_adjacency
 from gridfactor.factorize.threshold import binarize_quantile, check_quantile
 from gridfactor.mi import MIResult, unbiased_mi_matrix
 from gridfactor.parallel import ParallelConfig
@@ -70,6 +77,75 @@ class ThresholdRule:
             "correction": "holm",
             "null_scheme": "shift",
         }
+
+
+@dataclass(frozen=True)
+class ZoneRule:
+    """How kept edges become clusters: ``components`` or a partition method (``spectral``,
+    ``cocluster``, ``louvain``) with ``n_zones`` (int or "auto") and ``max_zones``."""
+
+    method: str = "spectral"
+    n_zones: int | str = "auto"
+    max_zones: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.method != "components":
+            check_method(self.method)
+        check_n_zones(self.n_zones)
+
+    def describe(self) -> dict[str, Any]:
+        if self.method == "components":
+            return {"partition": "components"}
+        return {"partition": self.method, "n_zones": self.n_zones, "max_zones": self.max_zones}
+
+
+def zone_factorization(
+    unbiased: np.ndarray,
+    adjacency: np.ndarray,
+    target_names: Sequence[str],
+    input_names: Sequence[str],
+    rule: ZoneRule = ZoneRule(),
+    *,
+    seed: int = 0,
+    meta: dict[str, Any] | None = None,
+) -> Factorization:
+    """Clusters from the kept edges ``adjacency`` (n_t, n_i) weighed by ``unbiased`` MI.
+
+    With a partition method, inputs and targets without any kept edge are left alone
+    (singleton clusters, as the components rule leaves them); the others are partitioned.
+    """
+    meta = {**(meta or {}), **rule.describe()}
+    if rule.method == "components":
+        return adjacency_factorization(adjacency, target_names, input_names, meta)
+    weights = np.clip(np.asarray(unbiased, dtype=float), 0.0, None) * np.asarray(adjacency, bool)
+    used = np.flatnonzero(weights.sum(axis=0) > 0)
+    clusters: list[Cluster] = []
+    if used.size:
+        n_zones = rule.n_zones if rule.n_zones == "auto" else min(int(rule.n_zones), used.size)
+        part = ZonePartitioner(n_zones, rule.method, rule.max_zones, seed).fit_predict(
+            weights, inputs=used
+        )
+        clusters = [
+            Cluster(
+                tuple(int(t) for t in np.flatnonzero(part.target_labels == z)),
+                tuple(int(i) for i in np.flatnonzero(part.input_labels == z)),
+            )
+            for z in range(part.n_zones)
+        ]
+        meta["zones"] = part.describe()
+        target_left = np.flatnonzero(part.target_labels < 0)
+        input_left = np.flatnonzero(part.input_labels < 0)
+    else:
+        target_left, input_left = np.arange(len(target_names)), np.arange(len(input_names))
+    clusters += [Cluster((int(t),), ()) for t in target_left]
+    clusters += [Cluster((), (int(i),)) for i in input_left]
+    clusters.sort(
+        key=lambda c: (
+            min(c.targets, default=len(target_names)),
+            min(c.inputs, default=len(input_names)),
+        )
+    )
+    return Factorization(list(target_names), list(input_names), clusters, meta)
 
 
 def factorize_matrix(
@@ -144,7 +220,7 @@ def threshold_adjacency(
 @dataclass(frozen=True)
 class Factorizer:
     """Picklable ``(targets, inputs) -> (Factorization, adjacency)``: MI, bias correction,
-    threshold rule, components; what bootstrap stability re-runs on each resample."""
+    threshold rule, zones; what bootstrap stability re-runs on each resample."""
 
     target_names: tuple[str, ...]
     input_names: tuple[str, ...]
@@ -153,6 +229,7 @@ class Factorizer:
     k: int | None = None
     pairs: np.ndarray | None = None
     parallel: ParallelConfig = ParallelConfig()
+    zones: ZoneRule = ZoneRule()
 
     def __call__(self, targets: np.ndarray, inputs: np.ndarray) -> tuple[Factorization, np.ndarray]:
         mi = unbiased_mi_matrix(
@@ -175,6 +252,12 @@ class Factorizer:
             parallel=self.parallel,
             progress=False,
         )
-        return adjacency_factorization(
-            adjacency, self.target_names, self.input_names, asdict(self.rule)
+        return zone_factorization(
+            mi.unbiased,
+            adjacency,
+            self.target_names,
+            self.input_names,
+            self.zones,
+            seed=self.seed,
+            meta=asdict(self.rule),
         ), adjacency

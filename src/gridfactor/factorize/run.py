@@ -14,8 +14,10 @@ from gridfactor.factorize.data import Transitions
 from gridfactor.factorize.pipeline import (
     Factorizer,
     ThresholdRule,
+    ZoneRule,
     adjacency_factorization,
     threshold_adjacency,
+    zone_factorization,
 )
 from gridfactor.factorize.plots import plot_factorization
 from gridfactor.factorize.stability import Stability, bootstrap_stability
@@ -77,6 +79,7 @@ def factorize_arrays(
     out_dir: str | os.PathLike,
     *,
     rule: ThresholdRule = ThresholdRule(),
+    zones: ZoneRule = ZoneRule(),
     compare_quantiles: Sequence[float] = (),
     seed: int = 0,
     k: int | None = None,
@@ -87,7 +90,8 @@ def factorize_arrays(
     meta: dict[str, Any] | None = None,
     plot_labels: tuple[str, str] = ("next state", "state / action"),
 ) -> tuple[MIResult, list[FactorizationResult]]:
-    """MI (targets x inputs) → factorization with ``rule`` saved as ``factorization.json``
+    """MI (targets x inputs) → edges by ``rule`` → clusters by ``zones``, saved as
+    ``factorization.json``
     with its plots (and, with ``n_bootstrap`` > 0, its stability in the JSON's meta);
     plus, side by side, the seed's quantile rule at each of ``compare_quantiles`` saved as
     ``factorization_q<quantile>.json``.
@@ -125,9 +129,20 @@ def factorize_arrays(
             progress=progress,
             cache_dir=out_dir,
         )
-        factorization = adjacency_factorization(
-            adjacency, target_names, input_names, {**current.describe(), **meta}
-        )
+        if number == 0:  # the main rule's edges become zones
+            factorization = zone_factorization(
+                mi.unbiased,
+                adjacency,
+                target_names,
+                input_names,
+                zones,
+                seed=seed,
+                meta={**current.describe(), **meta},
+            )
+        else:  # the seed's rule, exactly: quantile edges and connected components
+            factorization = adjacency_factorization(
+                adjacency, target_names, input_names, {**current.describe(), **meta}
+            )
         stability = None
         if number == 0:
             for name, matrix in extras.items():
@@ -137,7 +152,14 @@ def factorize_arrays(
                     targets,
                     inputs,
                     Factorizer(
-                        tuple(target_names), tuple(input_names), current, seed, k, pairs, parallel
+                        tuple(target_names),
+                        tuple(input_names),
+                        current,
+                        seed,
+                        k,
+                        pairs,
+                        parallel,
+                        zones,
                     ),
                     factorization,
                     n_bootstrap=n_bootstrap,

@@ -13,7 +13,7 @@ import pandas as pd
 from gridfactor.envs.synthetic import SEED_BLOCKS, Block, make_synthetic, random_blocks
 from gridfactor.errors import UserError
 from gridfactor.factorize.data import Transitions
-from gridfactor.factorize.pipeline import ThresholdRule
+from gridfactor.factorize.pipeline import ThresholdRule, ZoneRule
 from gridfactor.factorize.recovery import score_recovery
 from gridfactor.factorize.run import factorize_transitions
 from gridfactor.parallel import ParallelConfig
@@ -40,6 +40,7 @@ class SyntheticConfig:
     steps: int = 100_000
     quantiles: tuple[float, ...] = field(default=SEED_QUANTILES)
     rule: ThresholdRule = field(default_factory=ThresholdRule)
+    zones: ZoneRule = field(default_factory=ZoneRule)
     n_bootstrap: int = 0
     k: int | None = None
     seed: int = 0
@@ -90,6 +91,7 @@ def run_synthetic(
             transitions,
             sub_dir,
             rule=config.rule,
+            zones=config.zones,
             compare_quantiles=config.quantiles,
             seed=config.seed,
             k=config.k,
@@ -98,13 +100,15 @@ def run_synthetic(
             progress=progress,
             meta={"generator": generator},
         )
-        for result in results:
+        for number, result in enumerate(results):
             factorization = result.factorization
             score = score_recovery(factorization, env.ground_truth, result.adjacency, env.relation)
             rows.append(
                 {
                     "generator": generator,
                     "threshold": result.rule.label,
+                    # the main rule's edges become zones; the seed's rule keeps components
+                    "clusters": config.zones.method if number == 0 else "components",
                     "exact": score.exact,
                     "ari": score.ari,
                     "edge_precision": score.edge_precision,
