@@ -17,7 +17,7 @@ $(BIN)/gridfactor: pyproject.toml
 install: $(BIN)/gridfactor
 
 demo: install
-	$(BIN)/gridfactor synthetic --out runs/synthetic-demo
+	$(BIN)/gridfactor compare --preset demo --out runs/demo
 
 test: install
 	$(BIN)/ruff check src tests benchmarks

@@ -312,13 +312,15 @@ def factorize_stability_cmd(
     for run_seed, run in zip(seeds, runs, strict=True):
         typer.echo(f"seed {run_seed}:")
         for line in run.factorization.describe():
-            typer.echo(f"  {line}")
-    typer.echo("pairwise adjusted Rand index (selected substations' cluster labels):")
+            if "<- inputs []" not in line and "targets []" not in line:
+                typer.echo(f"  {line}")
+    kind = "zone" if config.partition != "components" else "cluster"
+    typer.echo(f"pairwise adjusted Rand index of the {kind}s (acted-on substations' labels):")
     for a in range(len(seeds)):
         for b in range(a + 1, len(seeds)):
             typer.echo(f"  seed {seeds[a]} vs {seeds[b]}: {ari[a, b]:.3f}")
     lines_ari = json.loads((Path(out) / "stability.json").read_text())["adjusted_rand_index_lines"]
-    typer.echo("pairwise adjusted Rand index of the line cluster labels:")
+    typer.echo(f"pairwise adjusted Rand index of the lines' {kind} labels:")
     for a in range(len(seeds)):
         for b in range(a + 1, len(seeds)):
             typer.echo(f"  seed {seeds[a]} vs {seeds[b]}: {lines_ari[a][b]:.3f}")

@@ -46,15 +46,18 @@ class Agent(Protocol):
 
 
 def unitary_topology_actions(env: Any) -> list[Any]:
-    """All unitary "set bus" topology actions of every substation (grid2op's enumeration).
+    """The unitary "set bus" topology actions of every substation (grid2op's enumeration,
+    capped per substation as the agents' action spaces are, see
+    :data:`gridfactor.agents.cluster.MAX_SUB_ACTIONS`).
 
     Cached on the env object: the list is the same for every episode (150 actions on
     rte_case14_realistic).
     """
     cached = getattr(env, "_gridfactor_unitary_topo", None)
     if cached is None:
-        space = env.action_space
-        cached = list(space.get_all_unitary_topologies_set(space))
+        from gridfactor.agents.cluster import substation_actions
+
+        cached = [a for acts in substation_actions(env.action_space).values() for a in acts]
         env._gridfactor_unitary_topo = cached
     return cached
 
