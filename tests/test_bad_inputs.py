@@ -305,8 +305,8 @@ def test_env_without_topology_actions_real_executable_starts_no_ray(tmp_path, mo
             check=False,
             timeout=120,
         )
+        assert list(ray_tmp.iterdir()) == [], proc.stderr[-500:]  # no ray/session_*
         assert_user_error(proc, "educ_case14_storage", "set_bus")
         assert not out.exists()
-        assert list(ray_tmp.iterdir()) == []
     finally:
         shutil.rmtree(ray_tmp, ignore_errors=True)
