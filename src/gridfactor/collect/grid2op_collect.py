@@ -225,11 +225,13 @@ def _sub_actions(env: Any, cache: dict[Any, list[Any]], sub_id: int) -> list[Any
 
 
 class Target(NamedTuple):
-    """What a unitary topology action sets: ``buses`` at ``positions`` of ``topo_vect``;
-    ``lines``: the lines with an end among them."""
+    """What a unitary topology action sets: ``buses`` at ``positions`` of ``topo_vect``
+    (``key``: their bytes, a ~1 us comparison where numpy's takes ~5); ``lines``: the lines
+    with an end among them."""
 
     positions: np.ndarray
     buses: np.ndarray
+    key: bytes
     lines: np.ndarray
 
 
@@ -238,6 +240,8 @@ def _sub_targets(env: Any, cache: dict[Any, list[Any]], sub_id: int) -> list[Tar
     (an action class without set_bus drops the buses)."""
     key = ("targets", sub_id)
     if key not in cache:
+        from grid2op.dtypes import dt_int  # the dtype of obs.topo_vect
+
         cls = type(env)
         line_ends = np.concatenate([cls.line_or_pos_topo_vect, cls.line_ex_pos_topo_vect])
         line_ids = np.concatenate([np.arange(cls.n_line)] * 2)
@@ -249,7 +253,8 @@ def _sub_targets(env: Any, cache: dict[Any, list[Any]], sub_id: int) -> list[Tar
             buses = action.set_bus
             positions = np.flatnonzero(buses)
             lines = np.unique(line_ids[np.isin(line_ends, positions)])
-            targets.append(Target(positions, buses[positions].astype(np.int32), lines))
+            buses = buses[positions].astype(dt_int)
+            targets.append(Target(positions, buses, buses.tobytes(), lines))
         cache[key] = targets
     return cache[key]
 
@@ -275,7 +280,7 @@ def _effect(
         return ILLEGAL_RECONNECTION if out.any() else ILLEGAL
     if info["exception"]:
         return GAME_OVER if done else REFUSED_OTHER
-    return NO_CHANGE if np.array_equal(before, target.buses) else CHANGED
+    return NO_CHANGE if before.tobytes() == target.key else CHANGED
 
 
 def _chronics(env: Any) -> tuple[tuple[str | None, ...], tuple[int, ...]]:
