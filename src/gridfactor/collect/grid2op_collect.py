@@ -720,9 +720,9 @@ def check_action_effects(sidecar: dict[str, Any], max_no_effect: float = 0.05) -
         fix = "use an env whose action class supports set_bus"
     else:
         fix = (
-            "relax the env's rule (e.g. NB_TIMESTEP_COOLDOWN_SUB in the parameters.json of a "
-            "copy of its directory, passed as --env) or use an env without it, e.g. "
-            "l2rpn_case14_sandbox"
+            "relax the env's rule (e.g. NB_TIMESTEP_COOLDOWN_SUB: set it to 0 in a copy of the "
+            "env's directory, in difficulty_levels.json (every level) or else parameters.json, "
+            "and pass the copy as --env) or use an env without it, e.g. l2rpn_case14_sandbox"
         )
     raise UserError(
         f"grid2op refused {counted} of the {row['actions']} random topology actions on "
