@@ -246,3 +246,67 @@ def test_real_executable(tmp_path, args, fragments):
     args = [a.format(tmp=tmp_path) for a in args]
     assert_user_error(run_cli(*args, "--out", str(out), check=False, timeout=120), *fragments)
     assert not out.exists()
+
+
+# Envs whose action class has no set_bus (grid2op would build every topology action empty).
+NO_SET_BUS = ("educ_case14_redisp", "educ_case14_storage")
+# Small budgets: without the check, each would run (and the Ray ones start Ray) quickly.
+NEEDS_TOPOLOGY = {
+    "collect": ["collect", "--n-episodes", "1", "--max-steps", "2"],
+    "factorize": ["factorize", "--n-episodes", "1", "--max-steps", "2", "--n-samples", "20"],
+    "factorize-stability": ["factorize-stability", "--n-episodes", "1", "--max-steps", "2"],
+    "train --centralized": ["train", "--centralized", "--timesteps", "10"],
+    "evaluate": ["evaluate", "--n-episodes", "1", "--episode-steps", "5"],
+    "compare": ["compare", "--timesteps", "10", "--eval-episodes", "1"],
+}
+
+
+@pytest.mark.parametrize("env", NO_SET_BUS)
+@pytest.mark.parametrize("command", list(NEEDS_TOPOLOGY))
+def test_env_without_topology_actions_is_refused_up_front(tmp_path, command, env):
+    out = tmp_path / "out"
+    proc = run_main(*NEEDS_TOPOLOGY[command], "--env", env, "--out", str(out))
+    assert_user_error(
+        proc,
+        f"gridfactor {command.split()[0]}",
+        f"env {env} does not support",
+        "set_bus (topology)",
+        "its action class PowerlineChange",
+        "supports only change_line_status, redispatch",
+        "l2rpn_case14_sandbox, ",
+    )
+    assert not out.exists()  # and the autouse fixture checks that Ray was not started
+
+
+def test_evaluate_names_the_agents_that_cannot_act(tmp_path):
+    out = tmp_path / "out"
+    proc = run_main(
+        *("evaluate", "--env", "educ_case14_redisp", "--agents", "do-nothing,reconnect"),
+        *("--n-episodes", "1", "--episode-steps", "5", "--workers", "1", "--out", str(out)),
+    )
+    assert_user_error(proc, "(agents reconnect)", "set_line_status (line reconnection)")
+    assert "set_bus" not in proc.stderr.split("supports only")[0]  # do-nothing needs nothing
+    assert not out.exists()
+
+
+def test_env_without_topology_actions_real_executable_starts_no_ray(tmp_path, monkeypatch):
+    """The installed script, with the default parallel settings (Ray): refused before Ray
+    starts, which would create <RAY_TMPDIR>/ray/session_*."""
+    import shutil
+    import tempfile
+
+    ray_tmp = Path(tempfile.mkdtemp(prefix="rt", dir="/tmp"))  # short: Ray's socket paths
+    monkeypatch.setenv("RAY_TMPDIR", str(ray_tmp))
+    out = tmp_path / "out"
+    try:
+        proc = run_cli(
+            *("collect", "--env", "educ_case14_storage", "--n-episodes", "1", "--max-steps", "2"),
+            *("--workers", "2", "--out", str(out)),
+            check=False,
+            timeout=120,
+        )
+        assert list(ray_tmp.iterdir()) == [], proc.stderr[-500:]  # no ray/session_*
+        assert_user_error(proc, "educ_case14_storage", "set_bus")
+        assert not out.exists()
+    finally:
+        shutil.rmtree(ray_tmp, ignore_errors=True)

@@ -123,6 +123,40 @@ def test_interrupted_then_resumed_is_bit_identical(reference, tmp_path):
     )
     assert sorted(resumed) == sorted(set(range(14)) - set(saved))  # 7 subs x 2 chunks
     assert _bytes(out) == _bytes(reference)
+    # the action counters of the chunks saved before the interruption come from their parts
+    assert _effects(out) == _effects(reference)
+    assert _effects(out)["total"]["actions"] == len(pd.read_parquet(out / DATASET_FILE))
+
+
+def _effects(run_dir) -> dict:
+    return json.loads((run_dir / "dataset.json").read_text())["action_effects"]
+
+
+def test_dataset_from_before_the_action_counters_gets_them(reference, tmp_path):
+    """A run collected before the counters existed: its dataset.json has no action_effects
+    and its parts no status. Collecting again redoes only such parts: same bytes, counters."""
+    import shutil
+
+    out = tmp_path / "old"
+    shutil.copytree(reference, out)
+    sidecar = json.loads((out / "dataset.json").read_text())
+    del sidecar["action_effects"]
+    (out / "dataset.json").write_text(json.dumps(sidecar))
+    old_part = sorted((out / "parts").glob("*.npz"))[3]
+    with np.load(old_part) as data:
+        arrays = {k: data[k] for k in data.files if k not in ("status", "reasons")}
+    np.savez(old_part, **arrays)
+    redone: list[int] = []
+    collect(
+        CollectConfig(**SMALL),
+        out,
+        parallel=IN_PROCESS,
+        progress=False,
+        on_chunk=lambda i, n: redone.append(i),
+    )
+    assert redone == [3]
+    assert _bytes(out) == _bytes(reference)
+    assert _effects(out) == _effects(reference)
 
 
 def test_explore_lengthens_episodes(tmp_path):

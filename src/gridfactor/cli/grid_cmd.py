@@ -161,8 +161,8 @@ def collect_cmd(
     """Collect random-topology (s, a, s') episodes per substation into a Parquet dataset."""
     from dataclasses import asdict
 
-    from gridfactor.collect import CollectConfig, collect, load_dataset
-    from gridfactor.envs.grid2op_env import check_env_name
+    from gridfactor.collect import CollectConfig, collect, describe_action_effects, load_dataset
+    from gridfactor.envs.grid2op_env import TOPOLOGY, check_action_support
     from gridfactor.runs import prepare_run_dir
 
     config = CollectConfig(
@@ -173,7 +173,7 @@ def collect_cmd(
         min_elements=min_elements,
         seed=seed,
     ).validate()
-    check_env_name(env)  # before the run directory is created
+    check_action_support(env, TOPOLOGY, "gridfactor collect")  # before the run dir / Ray
     out_dir = prepare_run_dir(
         out, {"command": "collect", **asdict(config)}, resume=resume, overwrite=overwrite
     )
@@ -185,6 +185,8 @@ def collect_cmd(
         f"(mean length {sidecar['mean_episode_length']:.1f} steps) in "
         f"{time.perf_counter() - start:.0f} s"
     )
+    for line in describe_action_effects(sidecar):
+        typer.echo(line)
     typer.echo(f"wrote {path} and {out_dir / 'dataset.json'}")
 
 
@@ -215,6 +217,8 @@ def factorize_cmd(
 ) -> None:
     """Factorize a Grid2Op grid into clusters of lines and substations (MI of random
     topology actions on next line loadings)."""
+    from gridfactor.collect import describe_action_effects
+    from gridfactor.envs.grid2op_env import TOPOLOGY, check_action_support
     from gridfactor.grid.pipeline import factorize_grid
 
     config = _config(
@@ -236,6 +240,7 @@ def factorize_cmd(
         max_zones,
         prior,
     )
+    check_action_support(env, TOPOLOGY, "gridfactor factorize")  # before the run dir / Ray
     start = time.perf_counter()
     result = factorize_grid(
         config,
@@ -245,6 +250,8 @@ def factorize_cmd(
         overwrite=overwrite,
     )
     _print_result(result)
+    for line in describe_action_effects(json.loads((result.out_dir / "dataset.json").read_text())):
+        typer.echo(line)
     typer.echo(f"done in {time.perf_counter() - start:.0f} s; files in {result.out_dir}:")
     typer.echo("  " + ", ".join(p.name for p in result.files))
 
@@ -279,6 +286,7 @@ def factorize_stability_cmd(
 ) -> None:
     """Factorize with several seeds and print the pairwise adjusted Rand index of the
     substation clusterings."""
+    from gridfactor.envs.grid2op_env import TOPOLOGY, check_action_support
     from gridfactor.grid.stability import stability
 
     config = _config(
@@ -300,6 +308,7 @@ def factorize_stability_cmd(
         max_zones,
         prior,
     )
+    check_action_support(env, TOPOLOGY, "gridfactor factorize-stability")  # before any work
     seeds = [seed + i for i in range(stability_seeds)]
     runs, ari = stability(
         config,

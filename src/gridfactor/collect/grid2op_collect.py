@@ -25,6 +25,14 @@ substation). Each finished chunk is written atomically as ``parts/<sub>_<first e
 soon as it arrives; a re-run skips the chunks already on disk; the final Parquet file is
 assembled from the parts in canonical (substation, episode, step) order, so an interrupted
 and resumed run gives the same bytes as an uninterrupted one.
+
+Action effects: every step that plays a topology action gets a status (see
+:data:`EFFECTS`), saved in the part files (so a resumed run counts finished chunks too) and
+summed per substation into ``dataset.json["action_effects"]``; the dataset itself is
+unchanged. grid2op replaces an illegal or ambiguous action by do-nothing and says so in the
+step's ``info``; an env whose action class lacks ``set_bus`` builds the actions empty.
+Either way the rows hold do-nothing transitions labelled as actions, which
+:func:`check_action_effects` refuses to factorize.
 """
 
 from __future__ import annotations
@@ -32,11 +40,12 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -50,9 +59,46 @@ SIDECAR_FILE = "dataset.json"
 PARTS_DIR = "parts"
 DO_NOTHING = -1
 
+# Status of a step (``status`` in the part files). A topology action that grid2op applied:
+CHANGED = 1  # it changed the substation's buses
+NO_CHANGE = 2  # legal, but the substation already had exactly this configuration
+GAME_OVER = 3  # applied, then the step ended in a game over (an exception and done)
+# Refused: grid2op played do-nothing instead (the action had no effect).
+ILLEGAL = 4  # info["is_illegal"]: a game rule (substation cooldown, max changes, ...)
+# info["is_illegal"] and the action set a bus on an end of a line that was out and still in
+# its cooldown (tripped by an overflow, attacked by the opponent, in maintenance): a unitary
+# action sets every element of the substation, so it would reconnect the line: refused
+ILLEGAL_RECONNECTION = 5
+AMBIGUOUS = 6  # info["is_ambiguous"]: the action is inconsistent for this env
+REFUSED_OTHER = 7  # an exception without game over: failed redispatch, gen up/down times
+EMPTY = 8  # the env's action class has no set_bus: grid2op built an empty action
+NOT_ACTED = 0  # a do-nothing step of the random agent (explore < 1)
+EFFECTS = {
+    CHANGED: "changed",
+    NO_CHANGE: "no_change",
+    GAME_OVER: "game_over",
+    ILLEGAL: "illegal",
+    ILLEGAL_RECONNECTION: "illegal_reconnection",
+    AMBIGUOUS: "ambiguous",
+    REFUSED_OTHER: "refused_other",
+    EMPTY: "empty",
+}
+REFUSED = (ILLEGAL, ILLEGAL_RECONNECTION, AMBIGUOUS, REFUSED_OTHER, EMPTY)
+EFFECTS_MEANING = (
+    "per substation, its random topology actions (do-nothing steps excluded): changed = "
+    "applied and changed the buses; no_change = legal, but the substation already had "
+    "that configuration; game_over = applied, then a game over (exception and done); refused "
+    "= illegal (info['is_illegal']: a game rule, e.g. substation cooldown) + "
+    "illegal_reconnection (info['is_illegal'], and the action set a bus on an end of a line "
+    "that was out and still in its cooldown: tripped, attacked, maintenance) + ambiguous "
+    "(info['is_ambiguous']) + refused_other (an exception without game over: failed "
+    "redispatch, generator up/down times) + empty (the action class has no set_bus): grid2op "
+    "played do-nothing instead. reasons: grid2op's exception per refusal kind, with an example"
+)
+
 # Per worker process: env name -> (env, {sub_id: actions}). Making a Grid2Op env costs
 # ~1-3 s, far more than an episode (~40 ms), so a worker builds it once and reuses it.
-_ENV_CACHE: dict[tuple[str, str], tuple[Any, dict[int, list[Any]]]] = {}
+_ENV_CACHE: dict[tuple[str, str], tuple[Any, dict[Any, list[Any]]]] = {}
 
 
 @dataclass(frozen=True)
@@ -139,7 +185,7 @@ def _quiet() -> None:
     warnings.filterwarnings("ignore")
 
 
-def _cached_env(env_name: str, backend: str) -> tuple[Any, dict[int, list[Any]]]:
+def _cached_env(env_name: str, backend: str) -> tuple[Any, dict[Any, list[Any]]]:
     key = (env_name, backend)
     if key not in _ENV_CACHE:
         _ENV_CACHE[key] = (_make_cached_chronics_env(env_name, backend), {})
@@ -170,12 +216,71 @@ def _make_cached_chronics_env(env_name: str, backend: str) -> Any:
     return cached
 
 
-def _sub_actions(env: Any, cache: dict[int, list[Any]], sub_id: int) -> list[Any]:
+def _sub_actions(env: Any, cache: dict[Any, list[Any]], sub_id: int) -> list[Any]:
     if sub_id not in cache:
         cache[sub_id] = list(
             env.action_space.get_all_unitary_topologies_set(env.action_space, sub_id=sub_id)
         )
     return cache[sub_id]
+
+
+class Target(NamedTuple):
+    """What a unitary topology action sets: ``buses`` at ``positions`` of ``topo_vect``
+    (``key``: their bytes, a ~1 us comparison where numpy's takes ~5); ``lines``: the lines
+    with an end among them."""
+
+    positions: np.ndarray
+    buses: np.ndarray
+    key: bytes
+    lines: np.ndarray
+
+
+def _sub_targets(env: Any, cache: dict[Any, list[Any]], sub_id: int) -> list[Target | None]:
+    """Per action of the substation its :class:`Target`, or None when grid2op built it empty
+    (an action class without set_bus drops the buses)."""
+    key = ("targets", sub_id)
+    if key not in cache:
+        from grid2op.dtypes import dt_int  # the dtype of obs.topo_vect
+
+        cls = type(env)
+        line_ends = np.concatenate([cls.line_or_pos_topo_vect, cls.line_ex_pos_topo_vect])
+        line_ids = np.concatenate([np.arange(cls.n_line)] * 2)
+        targets: list[Target | None] = []
+        for action in _sub_actions(env, cache, sub_id):
+            if not action.can_affect_something():
+                targets.append(None)
+                continue
+            buses = action.set_bus
+            positions = np.flatnonzero(buses)
+            lines = np.unique(line_ids[np.isin(line_ends, positions)])
+            buses = buses[positions].astype(dt_int)
+            targets.append(Target(positions, buses, buses.tobytes(), lines))
+        cache[key] = targets
+    return cache[key]
+
+
+def _effect(
+    info: dict[str, Any], done: bool, target: Target | None, before: np.ndarray | None, prev: Any
+) -> int:
+    """Status of a step that played a topology action (see :data:`EFFECTS`).
+
+    ``before``: the substation's buses (``obs.topo_vect`` at the target's positions) and
+    ``prev`` the observation, before the step. grid2op checks ambiguity first, then the
+    rules, then runs the step; an exception in ``info["exception"]`` without those flags
+    either replaced the action (failed redispatch, generator up/down times: the episode goes
+    on) or ended the episode (a game over).
+    """
+    if target is None:
+        return EMPTY
+    if info["is_ambiguous"]:
+        return AMBIGUOUS
+    if info["is_illegal"]:
+        lines = target.lines
+        out = ~prev.line_status[lines] & (prev.time_before_cooldown_line[lines] > 0)
+        return ILLEGAL_RECONNECTION if out.any() else ILLEGAL
+    if info["exception"]:
+        return GAME_OVER if done else REFUSED_OTHER
+    return NO_CHANGE if before.tobytes() == target.key else CHANGED
 
 
 def _chronics(env: Any) -> tuple[tuple[str | None, ...], tuple[int, ...]]:
@@ -231,19 +336,24 @@ def run_chunk(chunk: Chunk) -> dict[str, np.ndarray]:
     Keys: ``s`` (T, n_line) rho before the step, ``s_next`` (T, n_line) rho after (all 0
     after a game over, as grid2op reports it), ``action`` (T,) index in the substation's
     action list (-1 = do nothing), ``episode``, ``step``, ``chronic``, ``init_ts`` (T,)
-    ints, ``done`` (T,) bool, ``cpu_seconds`` () the chunk's CPU time.
+    ints, ``done`` (T,) bool, ``status`` (T,) int8 the action's effect (:data:`EFFECTS`,
+    0 for do nothing), ``reasons`` () JSON ``{"<status>:<exception>": [count, example]}`` of
+    the refused steps, ``cpu_seconds`` () the chunk's CPU time.
     """
     _quiet()
     cpu_start = time.process_time()
     env, cache = _cached_env(chunk.env_name, chunk.backend)
     actions = _sub_actions(env, cache, chunk.sub_id)
+    targets = _sub_targets(env, cache, chunk.sub_id)
     do_nothing = env.action_space({})
+    reasons: dict[str, list[Any]] = {}
     # Flattened (chronic, start step) pairs: every step but the last of a chronic can start.
     starts_per_chronic = np.array([length - 1 for length in chunk.chronic_lengths])
     offsets = np.concatenate([[0], np.cumsum(starts_per_chronic)])
     cols: dict[str, list[Any]] = {
         k: [] for k in ("s", "s_next", "action", "episode", "step", "chronic", "init_ts", "done")
     }
+    status: list[int] = []
     for episode in range(chunk.ep_start, chunk.ep_stop):
         rng = np.random.default_rng(episode_seed_sequence(chunk.seed, chunk.sub_id, episode))
         env_seed = int(rng.integers(0, 2**31 - 1))
@@ -260,7 +370,14 @@ def run_chunk(chunk: Chunk) -> dict[str, np.ndarray]:
             act_now = rng.random() < chunk.explore
             index = int(rng.integers(len(actions))) if act_now else DO_NOTHING
             rho = obs.rho.astype(np.float32, copy=True)
-            obs, _, done, _ = env.step(actions[index] if act_now else do_nothing)
+            target = targets[index] if act_now else None
+            prev = obs
+            before = None if target is None else obs.topo_vect[target.positions]
+            obs, _, done, info = env.step(actions[index] if act_now else do_nothing)
+            effect = _effect(info, done, target, before, prev) if act_now else NOT_ACTED
+            status.append(effect)
+            if effect in REFUSED and effect != EMPTY:
+                _count_reason(reasons, effect, info["exception"])
             cols["s"].append(rho)
             cols["s_next"].append(obs.rho.astype(np.float32, copy=True))
             cols["action"].append(index)
@@ -281,9 +398,24 @@ def run_chunk(chunk: Chunk) -> dict[str, np.ndarray]:
         "chronic": np.asarray(cols["chronic"], dtype=np.int32),
         "init_ts": np.asarray(cols["init_ts"], dtype=np.int32),
         "done": np.asarray(cols["done"], dtype=bool),
+        "status": np.asarray(status, dtype=np.int8),
+        "reasons": np.asarray(json.dumps(reasons, sort_keys=True)),
         # CPU time of this chunk (incl. a first env creation): a load-independent cost
         "cpu_seconds": np.asarray(time.process_time() - cpu_start),
     }
+
+
+def _count_reason(reasons: dict[str, list[Any]], effect: int, exceptions: list[Any]) -> None:
+    """Count a refusal under "<status>:<first exception's class>", keep its first message."""
+    first = exceptions[0] if exceptions else None
+    key = f"{EFFECTS[effect]}:{type(first).__name__ if first is not None else 'none'}"
+    if key in reasons:
+        reasons[key][0] += 1
+        return
+    # 'Grid2OpException IllegalAction "Substation with ids [4] ..."' -> the quoted part
+    text = " ".join(str(first or "").split())
+    match = re.fullmatch(r'Grid2OpException \w+ "(.*)"', text)
+    reasons[key] = [1, (match.group(1) if match else text)[:200]]
 
 
 def make_chunks(config: CollectConfig, info: GridInfo) -> list[Chunk]:
@@ -316,9 +448,11 @@ def _save_part(path: Path, arrays: dict[str, np.ndarray]) -> None:
 def _load_part(path: Path) -> dict[str, np.ndarray] | None:
     try:
         with np.load(path) as data:
-            return {k: data[k] for k in data.files}
+            part = {k: data[k] for k in data.files}
     except (OSError, ValueError, EOFError):
         return None  # unreadable part (should not happen with atomic writes): redo it
+    # A part from before the action effects were recorded: redo it (same data, + counters).
+    return part if "status" in part else None
 
 
 def _assemble(
@@ -399,7 +533,8 @@ def collect(
     sidecar_path = out_dir / SIDECAR_FILE
     if dataset_path.is_file() and sidecar_path.is_file():
         sidecar = json.loads(sidecar_path.read_text())
-        if sidecar.get("settings") == asdict(config):
+        # (a dataset from before the action effects were recorded is re-assembled)
+        if sidecar.get("settings") == asdict(config) and "action_effects" in sidecar:
             return dataset_path
 
     info = grid_info(config.env_name, config.min_elements, config.backend)
@@ -454,6 +589,7 @@ def collect(
             "n_actions": {str(k): v for k, v in info.n_actions.items()},
             "chronic_ids": list(info.chronic_ids),
             "chronic_lengths": list(info.chronic_lengths),
+            "action_effects": action_effects(chunks, parts, info),  # type: ignore[arg-type]
             "action_encoding": (
                 "a_<sub> = action index / number of distinct unitary topology actions of the "
                 "substation, for the substation acted on in the episode; -1 = do nothing "
@@ -463,6 +599,137 @@ def collect(
         },
     )
     return dataset_path
+
+
+def action_effects(
+    chunks: list[Chunk], parts: list[dict[str, np.ndarray]], info: GridInfo
+) -> dict[str, Any]:
+    """The counters of ``dataset.json["action_effects"]``, summed from the part files."""
+    size = max(EFFECTS) + 1
+    counts = {s: np.zeros(size, dtype=np.int64) for s in info.selected}
+    reasons: dict[int, dict[str, list[Any]]] = {s: {} for s in info.selected}
+    for chunk, part in zip(chunks, parts, strict=True):
+        counts[chunk.sub_id] += np.bincount(part["status"], minlength=size)
+        for key, (n, example) in json.loads(str(part["reasons"])).items():
+            reasons[chunk.sub_id].setdefault(key, [0, example])[0] += n
+
+    def summary(count: np.ndarray) -> dict[str, Any]:
+        row: dict[str, Any] = {"actions": int(count[1:].sum())}
+        row.update({name: int(count[code]) for code, name in EFFECTS.items()})
+        row["refused"] = int(sum(count[code] for code in REFUSED))
+        row["refused_fraction"] = row["refused"] / max(1, row["actions"])
+        row["refused_fraction_without_reconnections"] = (
+            row["refused"] - row["illegal_reconnection"]
+        ) / max(1, row["actions"])
+        return row
+
+    per_sub = {}
+    for sub_id in info.selected:
+        row = {"sub_id": sub_id, **summary(counts[sub_id])}
+        row["reasons"] = {
+            key: {"count": n, "example": example}
+            for key, (n, example) in sorted(reasons[sub_id].items())
+        }
+        per_sub[info.sub_names[sub_id]] = row
+    return {
+        "meaning": EFFECTS_MEANING,
+        "total": summary(sum(counts.values(), np.zeros(size, dtype=np.int64))),
+        "per_substation": per_sub,
+    }
+
+
+_REFUSAL_WORDS = {
+    "illegal": "illegal",
+    "illegal_reconnection": "would reconnect a line in its cooldown",
+    "ambiguous": "ambiguous",
+    "refused_other": "refused with an exception",
+    "empty": "empty (the action class has no set_bus)",
+}
+
+
+def _refusals(row: dict[str, Any], kinds: tuple[str, ...] = tuple(_REFUSAL_WORDS)) -> str:
+    """'19 illegal (IllegalAction: <grid2op's message>), 2 would reconnect ...': the
+    commonest refusal among ``kinds`` gets grid2op's exception and an example message."""
+    examples = [
+        (v["count"], key, v["example"])
+        for key, v in row["reasons"].items()
+        if key.split(":", 1)[0] in kinds
+    ]
+    top = max(examples) if examples else None
+    parts = []
+    for kind in kinds:
+        if row[kind]:
+            part = f"{row[kind]} {_REFUSAL_WORDS[kind]}"
+            if top is not None and top[1].split(":", 1)[0] == kind:
+                part += f" ({top[1].split(':', 1)[1]}: {top[2]})"
+            parts.append(part)
+    return ", ".join(parts)
+
+
+def describe_action_effects(sidecar: dict[str, Any]) -> list[str]:
+    """Console lines: one line when grid2op refused no action, else one per substation with
+    refusals."""
+    effects = sidecar.get("action_effects")
+    if effects is None:
+        return ["action legality: not recorded (dataset from an older gridfactor)"]
+    total = effects["total"]
+    if total["refused"] == 0:
+        return [
+            f"action legality: all {total['actions']} topology actions legal "
+            f"({total['changed']} changed the topology, {total['no_change']} re-set the "
+            f"configuration in place, {total['game_over']} ended in a game over)"
+        ]
+    lines = [
+        f"action legality: grid2op refused {total['refused']} of {total['actions']} topology "
+        f"actions ({total['refused_fraction']:.1%}) and played do-nothing instead:"
+    ]
+    for name, row in effects["per_substation"].items():
+        if row["refused"]:
+            lines.append(
+                f"  {name}: {row['refused']} of {row['actions']} ({row['refused_fraction']:.1%})"
+                f": {_refusals(row)}"
+            )
+    return lines
+
+
+def check_action_effects(sidecar: dict[str, Any], max_no_effect: float = 0.05) -> None:
+    """Refuse (UserError) a dataset where grid2op refused more than ``max_no_effect`` of a
+    substation's topology actions: those rows are do-nothing steps labelled as actions, so
+    the substation's MI column would measure nothing.
+
+    Not counted: ``no_change`` actions (legal; the configuration was already in place: part
+    of a uniform random policy) and ``illegal_reconnection`` ones (the action would have
+    reconnected a line still in its cooldown, mostly one an overflow had just tripped: the
+    random policy meets this on every env with protections, e.g. 22% of sub_12's actions on
+    l2rpn_case14_sandbox with the defaults, 100 episodes, seed 29; it dilutes the
+    substation's MI, it does not void it). The console lists both.
+    """
+    effects = sidecar.get("action_effects")
+    if effects is None:  # not recorded: collect() re-assembles such a dataset with them
+        return
+    key = "refused_fraction_without_reconnections"
+    bad = {n: r for n, r in effects["per_substation"].items() if r[key] > max_no_effect}
+    if not bad:
+        return
+    name = max(bad, key=lambda n: bad[n][key])
+    row = bad[name]
+    counted = row["refused"] - row["illegal_reconnection"]
+    others = f"; {len(bad) - 1} more substations too" if len(bad) > 1 else ""
+    kinds = ("illegal", "ambiguous", "refused_other", "empty")
+    if max(kinds, key=lambda k: row[k]) == "empty":
+        fix = "use an env whose action class supports set_bus"
+    else:
+        fix = (
+            "relax the env's rule (e.g. NB_TIMESTEP_COOLDOWN_SUB: set it to 0 in a copy of the "
+            "env's directory, in difficulty_levels.json (every level) or else parameters.json, "
+            "and pass the copy as --env) or use an env without it, e.g. l2rpn_case14_sandbox"
+        )
+    raise UserError(
+        f"grid2op refused {counted} of the {row['actions']} random topology actions on "
+        f"{name} ({row[key]:.0%} > {max_no_effect:.0%}{others}) and played do-nothing "
+        f"instead: {_refusals(row, kinds)}; a factorization would measure nothing there. "
+        f"{fix[0].upper()}{fix[1:]}; counts per substation: dataset.json, action_effects"
+    )
 
 
 def load_dataset(out_dir: str | os.PathLike) -> tuple[Any, dict[str, Any]]:

@@ -173,9 +173,10 @@ def _load_stages(out: Path) -> dict[str, Any]:
 def compare(config: CompareConfig) -> Path:
     """Run (or resume) the experiment; returns the run directory holding report.md."""
     budget = config.budget()
-    from gridfactor.envs.grid2op_env import check_env_name
+    from gridfactor.envs.grid2op_env import AGENT_ACTION_TYPES, check_action_support
 
-    check_env_name(config.env_name)  # before any directory is created
+    # before any directory is created; also checks the name
+    check_action_support(config.env_name, AGENT_ACTION_TYPES["trained"], "gridfactor compare")
     run_config = {
         "command": "compare",
         "env_name": config.env_name,

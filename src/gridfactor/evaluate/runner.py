@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from gridfactor.envs.grid2op_env import reset_env
+from gridfactor.envs.grid2op_env import check_agents_support, reset_env
 from gridfactor.errors import UserError
 from gridfactor.evaluate.agents import BASELINES, ZONE_BASELINES, Agent, make_baseline
 from gridfactor.evaluate.scenarios import (
@@ -297,6 +297,7 @@ def resolve(config: EvalConfig) -> tuple[str, list[AgentSpec], HeldOut, list[dic
         )
     if not specs:
         raise UserError("nothing to evaluate; pass --agents and/or --run DIR")
+    check_agents_support(env_name, config.agents, "gridfactor evaluate", trained=bool(config.runs))
 
     env = _env(env_name)
     if config.chronics is not None or config.window is not None:

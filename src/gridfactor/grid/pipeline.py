@@ -21,7 +21,12 @@ from typing import Any
 
 import numpy as np
 
-from gridfactor.collect.grid2op_collect import CollectConfig, collect, load_dataset
+from gridfactor.collect.grid2op_collect import (
+    CollectConfig,
+    check_action_effects,
+    collect,
+    load_dataset,
+)
 from gridfactor.errors import UserError
 from gridfactor.factorize.partition import check_method, check_n_zones
 from gridfactor.factorize.pipeline import ThresholdRule, adjacency_factorization
@@ -361,6 +366,7 @@ def factorize_grid(
         config = GridFactorizeConfig(**{k: v for k, v in saved.items() if k in known})
     collect(config.collect_config(), out_dir, parallel=parallel, progress=progress)
     frame, sidecar = load_dataset(out_dir)
+    check_action_effects(sidecar)  # refuse data whose actions grid2op mostly refused
     result = grid_mi(frame, sidecar, config, out_dir, parallel=parallel, progress=progress)
     mi, shuffled, unbiased = result.mi, result.shuffled, result.unbiased
     files = []

@@ -343,6 +343,9 @@ def train(config: TrainConfig) -> Path:
     config.validate()
     warnings.filterwarnings("ignore")
     from gridfactor.envs.decision import make_grid2op_env
+    from gridfactor.envs.grid2op_env import AGENT_ACTION_TYPES, check_action_support
+
+    check_action_support(config.env_name, AGENT_ACTION_TYPES["trained"], "gridfactor train")
 
     # bad inputs fail before anything is written
     if config.factorization_path:

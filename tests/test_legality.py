@@ -1,0 +1,241 @@
+"""Action legality: which envs can play topology actions, and what grid2op did with them.
+
+Real grid2op test envs; the crafted cases are copies of l2rpn_case14_sandbox's directory with
+a ``parameters.json`` (grid2op reads it when the env is made from a directory).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from gridfactor.collect import (
+    CollectConfig,
+    check_action_effects,
+    collect,
+    describe_action_effects,
+)
+from gridfactor.envs.grid2op_env import (
+    TOPOLOGY,
+    action_support,
+    available_test_envs,
+    check_action_support,
+    env_data_dir,
+    envs_supporting,
+    make_env,
+)
+from gridfactor.errors import UserError
+from gridfactor.parallel import ParallelConfig
+from tests.conftest import run_cli
+
+warnings.filterwarnings("ignore")
+IN_PROCESS = ParallelConfig(workers=1)
+NO_SET_BUS = ("educ_case14_redisp", "educ_case14_storage")
+QUICK = {"educ_case14_redisp", "l2rpn_case14_sandbox", "rte_case5_example"}
+
+
+def _sandbox_with(tmp_path: Path, name: str, **parameters) -> str:
+    """A copy of the sandbox env's directory whose grid2op parameters are ``parameters``."""
+    env_dir = tmp_path / name  # own name: grid2op names its generated classes after it
+    shutil.copytree(
+        env_data_dir("l2rpn_case14_sandbox"),
+        env_dir,
+        ignore=shutil.ignore_patterns("__pycache__"),
+    )
+    (env_dir / "parameters.json").write_text(json.dumps(parameters))
+    return str(env_dir)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [pytest.param(n, marks=() if n in QUICK else pytest.mark.slow) for n in available_test_envs()],
+)
+def test_action_support_is_what_the_real_action_space_says(name):
+    """action_support reads config.py (ms) instead of making the env (s): same answer."""
+    env = make_env(name)
+    try:
+        class_name, types = action_support(name)
+        assert env.action_space.actionClass.__name__.startswith(class_name)
+        for kind in ("set_bus", "change_bus", "set_line_status", "change_line_status"):
+            assert (kind in types) == env.action_space.supports_type(kind), kind
+    finally:
+        env.close()
+
+
+def test_which_test_envs_support_topology():
+    assert set(NO_SET_BUS) <= set(available_test_envs())
+    supporting = envs_supporting(TOPOLOGY)
+    assert set(supporting) == set(available_test_envs()) - set(NO_SET_BUS)
+    check_action_support("l2rpn_case14_sandbox", TOPOLOGY, "gridfactor collect")
+    with pytest.raises(UserError) as info:
+        check_action_support("educ_case14_storage", TOPOLOGY, "gridfactor collect")
+    message = str(info.value)
+    assert "\n" not in message
+    for fragment in (
+        "educ_case14_storage",
+        "PowerlineChangeDispatchAndStorageAction",
+        "change_line_status, redispatch, set_storage",
+        "set_bus",
+        ", ".join(supporting),
+    ):
+        assert fragment in message, fragment
+    with pytest.raises(UserError, match="available offline test envs"):
+        check_action_support("no_such_env", TOPOLOGY, "gridfactor collect")
+
+
+def test_counters_under_a_substation_cooldown_are_exact(tmp_path):
+    """NB_TIMESTEP_COOLDOWN_SUB = 2 and an action at every step: grid2op must refuse the two
+    steps after each legal action, so exactly the steps 0, 3, 6, ... of an episode are legal.
+    NO_OVERFLOW_DISCONNECTION keeps lines from tripping (a tripped line would add
+    reconnection refusals the rule below does not model). Expected counts are computed from
+    that rule and the dataset alone, not from grid2op's step info as the collector does."""
+    env_name = _sandbox_with(
+        tmp_path, "sandbox_cooldown2", NB_TIMESTEP_COOLDOWN_SUB=2, NO_OVERFLOW_DISCONNECTION=True
+    )
+    config = CollectConfig(
+        env_name=env_name, n_episodes=6, max_steps=12, min_elements=6, seed=0, chunk_size=4
+    )
+    out = tmp_path / "run"
+    collect(config, out, parallel=IN_PROCESS, progress=False)
+    frame = pd.read_parquet(out / "dataset.parquet")
+    sidecar = json.loads((out / "dataset.json").read_text())
+    lines = sidecar["line_names"]
+    blackout = (frame[[f"s_next_{n}" for n in lines]].to_numpy() == 0).all(axis=1)
+    frame["blackout"] = blackout & frame["done"].to_numpy()
+    # the other episode ends are a chronic's last step (no game over: the action counts)
+    ends = frame[frame["done"] & ~frame["blackout"]]
+    lengths = np.array(sidecar["chronic_lengths"])[ends["chronic"]]
+    assert (ends["init_ts"] + ends["step"] == lengths - 1).all()
+
+    env = make_env(env_name)
+    expected = {}
+    for sub_id, rows in frame.groupby("substation"):
+        space = env.action_space
+        actions = space.get_all_unitary_topologies_set(space, sub_id=int(sub_id))
+        # an episode starts with every element on bus 1: that action changes nothing
+        (all_on_bus_1,) = [i for i, a in enumerate(actions) if set(a.set_bus) <= {0, 1}]
+        counts = dict.fromkeys(("changed", "no_change", "game_over", "illegal"), 0)
+        for _, episode in rows.groupby("episode"):
+            configuration = all_on_bus_1
+            for row in episode.itertuples():
+                if row.step % 3:
+                    counts["illegal"] += 1
+                elif row.blackout:
+                    counts["game_over"] += 1
+                elif row.action == configuration:
+                    counts["no_change"] += 1
+                else:
+                    counts["changed"] += 1
+                    configuration = row.action
+        expected[sidecar["sub_names"][sub_id]] = counts
+    env.close()
+
+    effects = sidecar["action_effects"]
+    got = {
+        name: {k: row[k] for k in ("changed", "no_change", "game_over", "illegal")}
+        for name, row in effects["per_substation"].items()
+    }
+    assert got == expected
+    for row in effects["per_substation"].values():
+        assert row["actions"] == len(frame[frame["substation"] == row["sub_id"]])
+        assert row["refused"] == row["illegal"]  # nothing else was refused
+        assert row["ambiguous"] == row["illegal_reconnection"] == row["empty"] == 0
+        (reason,) = row["reasons"].items()
+        assert reason[0] == "illegal:IllegalAction" and reason[1]["count"] == row["illegal"]
+        assert f"Substation with ids [{row['sub_id']}]" in reason[1]["example"]
+        assert "cooldown" in reason[1]["example"]
+    assert sum(c["no_change"] for c in expected.values()) > 0  # every kind was exercised
+    assert sum(c["game_over"] for c in expected.values()) > 0
+    total = effects["total"]
+    assert total["actions"] == len(frame) and total["illegal"] == frame["step"].mod(3).gt(0).sum()
+    # the console: one line per substation with refusals, naming the cause
+    lines_out = describe_action_effects(sidecar)
+    assert len(lines_out) == 1 + len(expected)
+    assert f"refused {total['refused']} of {total['actions']}" in lines_out[0]
+    assert all(" illegal (IllegalAction: Substation with ids [" in x for x in lines_out[1:])
+
+
+def test_factorize_refuses_when_grid2op_refused_the_actions(tmp_path):
+    """The CLI: collection runs, then one error line naming the substation and the cause."""
+    from tests.test_bad_inputs import run_main
+
+    env_name = _sandbox_with(tmp_path, "sandbox_cooldown1000", NB_TIMESTEP_COOLDOWN_SUB=1000)
+    out = tmp_path / "run"
+    proc = run_main(
+        "factorize",
+        *("--env", env_name, "--n-episodes", "3", "--max-steps", "10", "--min-elements", "6"),
+        *("--workers", "1", "--out", str(out)),
+    )
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    assert "Traceback" not in proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, proc.stderr
+    assert "random topology actions on sub_" in errors[0]
+    assert "Substation with ids" in errors[0] and "cooldown of" in errors[0]
+    assert "NB_TIMESTEP_COOLDOWN_SUB" in errors[0]
+    assert not (out / "factorization.json").exists() and not (out / "mi.npy").exists()
+    # every action after an episode's first was refused
+    sidecar = json.loads((out / "dataset.json").read_text())
+    frame = pd.read_parquet(out / "dataset.parquet")
+    assert sidecar["action_effects"]["total"]["illegal"] == int((frame["step"] > 0).sum())
+
+
+def test_env_without_set_bus_gives_empty_actions_and_is_refused(tmp_path):
+    """Past the up-front check (the library API): grid2op builds every action empty."""
+    config = CollectConfig(
+        env_name="educ_case14_redisp", n_episodes=2, max_steps=3, min_elements=6, seed=0
+    )
+    collect(config, tmp_path, parallel=IN_PROCESS, progress=False)
+    sidecar = json.loads((tmp_path / "dataset.json").read_text())
+    total = sidecar["action_effects"]["total"]
+    assert total["empty"] == total["actions"] == total["refused"] == sidecar["n_rows"] > 0
+    with pytest.raises(UserError, match="empty .the action class has no set_bus.") as info:
+        check_action_effects(sidecar)
+    assert "Use an env whose action class supports set_bus" in str(info.value)
+
+
+def test_normal_sandbox_collection_is_not_refused(tmp_path):
+    """l2rpn_case14_sandbox: grid2op refuses only actions that would reconnect a line an
+    overflow just tripped (in its 10-step cooldown): reported, not refused."""
+    config = CollectConfig(env_name="l2rpn_case14_sandbox", n_episodes=3, max_steps=10, seed=0)
+    collect(config, tmp_path, parallel=IN_PROCESS, progress=False)
+    sidecar = json.loads((tmp_path / "dataset.json").read_text())
+    check_action_effects(sidecar)
+    effects = sidecar["action_effects"]
+    total = effects["total"]
+    assert total["refused"] == total["illegal_reconnection"] > 0
+    # more than 5% of one substation's actions: the exemption is what lets it through
+    sub_12 = effects["per_substation"]["sub_12"]
+    assert sub_12["refused_fraction"] > 0.05
+    assert sub_12["refused_fraction_without_reconnections"] == 0
+    assert (
+        "Powerline with ids" in sub_12["reasons"]["illegal_reconnection:IllegalAction"]["example"]
+    )
+    assert (
+        total["changed"] + total["no_change"] + total["game_over"] + total["refused"]
+        == (total["actions"])
+    )
+    lines = describe_action_effects(sidecar)
+    assert lines[1].startswith("  sub_12: ")
+    assert "would reconnect a line in its cooldown (IllegalAction: Powerline" in lines[1]
+
+
+def test_collect_prints_one_line_when_every_action_was_legal(tmp_path):
+    out = tmp_path / "run"
+    proc = run_cli(
+        *("collect", "--env", "rte_case14_realistic", "--n-episodes", "3", "--max-steps", "10"),
+        *("--workers", "1", "--out", str(out)),
+    )
+    sidecar = json.loads((out / "dataset.json").read_text())
+    total = sidecar["action_effects"]["total"]
+    assert total["refused"] == 0 and total["actions"] == sidecar["n_rows"]
+    (line,) = [x for x in proc.stdout.splitlines() if x.startswith("action legality")]
+    assert line.startswith(f"action legality: all {total['actions']} topology actions legal (")
+    assert f"{total['no_change']} re-set the configuration in place" in line
+    assert sum(total[k] for k in ("changed", "no_change", "game_over")) == total["actions"]
