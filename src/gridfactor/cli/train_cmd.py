@@ -117,11 +117,11 @@ def demonstrate_command(
     import json
 
     from gridfactor.collect.demonstrations import DemonstrateConfig, demonstrate
-    from gridfactor.envs.grid2op_env import check_env_name
+    from gridfactor.envs.grid2op_env import AGENT_ACTION_TYPES, check_action_support
     from gridfactor.factorize.structure import Factorization
     from gridfactor.parallel import ParallelConfig
 
-    check_env_name(env)
+    check_action_support(env, AGENT_ACTION_TYPES["trained"], "gridfactor demonstrate")
     config = DemonstrateConfig(
         env_name=env,
         factorization=Factorization.load(factorization).to_dict(),

@@ -12,7 +12,9 @@ acted on in the episode, ``action index / number of distinct actions of that sub
 the other substations are ``0`` in that episode. ``0`` is thus ambiguous between "action
 0" and "not acted on": only use a substation's column on its own episodes (rows with
 ``substation == sub_id``), as the grid factorization does. The raw index is kept in the
-``action`` column (-1 = do nothing).
+``action`` column (-1 = do nothing). On envs with a substation cooldown (the 36-bus and
+``l2rpn_icaps_2021``-like envs: 3 steps), the agent waits (does nothing) while its substation
+cools down, since grid2op would refuse the action anyway.
 
 Reproducibility: every episode draws its start (chronic, time step), its env seed and its
 actions from ``np.random.SeedSequence(seed, spawn_key=(sub_id, episode))``, so the dataset
@@ -369,6 +371,10 @@ def run_chunk(chunk: Chunk) -> dict[str, np.ndarray]:
         for step in range(chunk.max_steps):
             act_now = rng.random() < chunk.explore
             index = int(rng.integers(len(actions))) if act_now else DO_NOTHING
+            if act_now and obs.time_before_cooldown_sub[chunk.sub_id] > 0:
+                # grid2op would refuse it (envs with a substation cooldown): wait instead,
+                # so the data holds no do-nothing labelled as an action (draws unchanged)
+                act_now, index = False, DO_NOTHING
             rho = obs.rho.astype(np.float32, copy=True)
             target = targets[index] if act_now else None
             prev = obs
