@@ -412,8 +412,9 @@ def evaluate(config: EvalConfig) -> Path:
 
     if config.score:
         _prepare_scores(config, out, env_name, scenarios)
+    here = str(out.resolve())  # workers need not share the driver's working directory
     tasks = [
-        EpisodeTask(env_name, spec, sc, str(out), config.score, config.save_episodes)
+        EpisodeTask(env_name, spec, sc, here, config.score, config.save_episodes)
         for spec in specs
         for sc in scenarios
         if not _episode_path(out, spec.label, sc.episode).is_file()
@@ -444,7 +445,7 @@ def _prepare_scores(
     from gridfactor.evaluate.scores import ReferenceTask, prepare_reference, scenario_env_dir
 
     todo = [
-        ReferenceTask(str(out), config.score, env_name, sc)
+        ReferenceTask(str(out.resolve()), config.score, env_name, sc)
         for sc in scenarios
         if not scenario_env_dir(out, config.score, sc, env_name).is_dir()
     ]
