@@ -85,7 +85,7 @@ def test_evaluate_score_and_episodes(tmp_path: Path) -> None:
             assert int(data.meta["nb_timestep_played"]) == row["grid2op_steps"]
             start = int(starts[int(row["episode"])])
             assert int(data.meta["chronics_max_timestep"]) == start + 20
-    assert not list((out / "grid2op" / ".scratch").glob("*"))
+    assert not list((out / "grid2op" / "_scratch").glob("*"))
     for episode in (0, 1):
         stats = out / "scores" / "l2rpn2020" / f"{episode:04d}" / env_dir.name
         assert (stats / "_statistics_l2rpn_dn" / "metadata.json").is_file()

@@ -20,7 +20,7 @@ from typing import Any
 from gridfactor.evaluate.scenarios import Scenario
 
 EPISODES_DIR = "grid2op"
-SCRATCH_DIR = ".scratch"
+SCRATCH_DIR = "_scratch"  # grid2viz skips folders starting with "_"
 
 
 def episode_dir(out: Path, label: str, scenario: Scenario) -> Path:
