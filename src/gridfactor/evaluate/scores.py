@@ -2,12 +2,17 @@
 
 How the scorers work (grid2op 1.12): ``ScoreL2RPN2020(env, nb_scenario, env_seeds,
 agent_seeds, max_step)`` plays the env's first ``nb_scenario`` chronics from their first step
-(for ``max_step`` steps) with do-nothing and with a line-reconnecting agent under "no
-overflow disconnection"; those runs are the score's 0 and 80 marks (100 = losses cut to 80%).
-``get(agent)`` then plays the agent on the same chronics and interpolates its operation cost
-per episode. They take no chronic ids and no start steps, keep one episode per chronic
-(episodes are folders named after the chronic), and cache the reference runs inside the env's
-own folder (``<env dir>/_statistics_<name>``, site-packages for the test envs), reusing a
+(for ``max_step`` steps) with do-nothing, and with a line-reconnecting agent under "no
+overflow disconnection". ``get(agent)`` then plays the agent on the same chronics and maps its
+operation cost per episode (a failed episode pays the unserved load) onto a scale: 0 = the
+do-nothing run's cost, 100 = 80% of the losses, -100 = all load unserved, and, when
+do-nothing fails, 80 = the reconnecting agent's cost. ScoreL2RPN2022 is the same with the
+WCCI 2022 cost (curtailment, storage); ICAPS 2021 and IDF 2023 add alarm / alert and
+renewable parts (so their do-nothing score is not 0).
+
+The scorers take no chronic ids and no start steps, keep one episode per chronic (episodes
+are folders named after the chronic), and cache the reference runs inside the env's own
+folder (``<env dir>/_statistics_<name>``, site-packages for the test envs), reusing a
 cache without checking its seeds, steps or score function.
 
 So each held-out scenario gets its own copy of the env folder (files copied, ``chronics``
