@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import typer
@@ -47,6 +48,19 @@ def evaluate_cmd(
         help="Trained runs: simulate the policy's top k actions and play the best; "
         "comma-separated sizes, e.g. 0,3,10 (0 = pure policy).",
     ),
+    score: str = typer.Option(
+        None,
+        "--score",
+        help="Also score every agent with grid2op's L2RPN scorer of this name on the same "
+        "scenarios: l2rpn2020 or wcci2022 (any env), icaps2021 (envs with alarms), idf2023 "
+        "(envs with alerts).",
+    ),
+    save_episodes: bool = typer.Option(
+        False,
+        "--save-episodes",
+        help="Also save every episode as grid2op EpisodeData in OUT/grid2op/<agent>/ "
+        "(open with grid2viz --agents_path OUT/grid2op).",
+    ),
     out: Path = typer.Option(Path("runs/evaluate"), "--out", help="Run directory."),
     seed: int = SEED,
     workers: int = WORKERS,
@@ -76,6 +90,8 @@ def evaluate_cmd(
         checkpoint=checkpoint,
         factorization=str(factorization) if factorization else None,
         guards=parse_guards(guard),
+        score=score,
+        save_episodes=save_episodes,
         out=str(out),
         parallel=ParallelConfig(workers, ray_address),
         resume=resume,
@@ -84,6 +100,14 @@ def evaluate_cmd(
     run_dir = evaluate(config)
     typer.echo(console_table(pd.read_csv(run_dir / "results.csv")))
     typer.echo(f"results: {run_dir / 'results.md'} (per episode: {run_dir / 'episodes.csv'})")
+    if save_episodes:
+        from gridfactor.envs.grid2op_env import env_data_dir
+        from gridfactor.evaluate.grid2op_runs import EPISODES_DIR
+
+        env_dir = env_data_dir(json.loads((run_dir / "config.json").read_text())["env_name"])
+        typer.echo(
+            f"episodes: grid2viz --agents_path {run_dir / EPISODES_DIR} --env_path {env_dir}"
+        )
 
 
 @app.command("compare")

@@ -64,6 +64,7 @@ def _register_commands() -> None:
     from gridfactor.cli import (  # noqa: F401
         data_cmd,
         evaluate_cmd,
+        export_cmd,
         grid_cmd,
         synthetic_cmd,
         train_cmd,

@@ -136,6 +136,10 @@ class RandomTopologyAgent(ReconnectAgent):
 
     def __init__(self, danger: float = 0.9, seed: int = 0) -> None:
         super().__init__(danger)
+        self.seed(seed)
+
+    def seed(self, seed: int) -> None:
+        """Restart the random draws from ``seed`` (same as a fresh agent with that seed)."""
         self.rng = np.random.default_rng(seed)
 
     def act(self, obs: Any, env: Any) -> Any:

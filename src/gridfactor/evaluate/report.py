@@ -24,6 +24,7 @@ TABLE_COLUMNS = [
     ("decisions_mean", "decisions/ep", "{:.1f}"),
     ("decision_ms", "ms per decision", "{:.2f}"),
     ("step_ms", "ms per step", "{:.2f}"),
+    ("score", "L2RPN score", "{:.1f}"),  # only with --score
 ]
 # bootstrap resamples of the confidence intervals (seeded: same table for the same episodes)
 N_BOOTSTRAP = 2000
@@ -81,7 +82,10 @@ def summarize(episodes: pd.DataFrame) -> pd.DataFrame:
                 "step_ms": _mean_ms(group, "step_ms"),
             }
         )
-    return pd.DataFrame(rows, columns=[c for c, _, _ in TABLE_COLUMNS])
+        if "score" in group:  # grid2op's scorer: the competitions rank by the mean
+            rows[-1]["score"] = float(group["score"].mean())
+    columns = [c for c, _, _ in TABLE_COLUMNS if any(c in row for row in rows)]
+    return pd.DataFrame(rows, columns=columns)
 
 
 # agents every other agent is compared with, episode by episode, when present
@@ -139,9 +143,23 @@ def paired_markdown(table: pd.DataFrame) -> str:
 
 
 def _cells(table: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
-    headers = [h for _, h, _ in TABLE_COLUMNS]
-    rows = [[fmt.format(row[col]) for col, _, fmt in TABLE_COLUMNS] for _, row in table.iterrows()]
+    columns = [(c, h, f) for c, h, f in TABLE_COLUMNS if c in table.columns]
+    headers = [h for _, h, _ in columns]
+    rows = [[fmt.format(row[col]) for col, _, fmt in columns] for _, row in table.iterrows()]
     return headers, rows
+
+
+def score_note(episodes: pd.DataFrame) -> str:
+    """One line saying which grid2op scorer gave the L2RPN score column ('' if none)."""
+    if "scorer" not in episodes or episodes["scorer"].dropna().empty:
+        return ""
+    from gridfactor.evaluate.scores import SCORERS
+
+    info = SCORERS[str(episodes["scorer"].dropna().iloc[0])]
+    return (
+        f"L2RPN score: grid2op.utils.{info.cls} ({info.competition}), mean over the same "
+        "held-out scenarios; 0 = do nothing, 100 = the scorer's best, -100 = the worst.\n"
+    )
 
 
 def markdown_table(table: pd.DataFrame) -> str:
@@ -272,7 +290,11 @@ def write_reports(
     if not table.empty:
         paired = paired_differences(episodes)
         write_csv(out / "paired.csv", paired)
-        write_text(out / "results.md", markdown_table(table) + "\n" + paired_markdown(paired))
+        note = score_note(episodes)
+        write_text(
+            out / "results.md",
+            markdown_table(table) + (f"\n{note}" if note else "") + "\n" + paired_markdown(paired),
+        )
         save_figure(
             plot_survival_per_scenario(episodes), out / "plots" / "survival_per_scenario.png"
         )

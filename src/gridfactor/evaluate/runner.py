@@ -6,6 +6,9 @@ Run directory layout::
     scenarios.csv          the paired scenarios (chronic, start, length, seed)
     episodes/<agent>/NNNN.json   one finished (agent, episode) result, saved on arrival
     episodes.csv           every per-episode result
+    scores/<scorer>/NNNN/  with --score: the env copy holding grid2op's scorer reference runs
+                           for scenario NNNN (see ``gridfactor.evaluate.scores``)
+    grid2op/<agent>/NNNN_<chronic>/  with --save-episodes: grid2op EpisodeData (grid2viz)
     results.csv / .md      one row per agent (the results table)
     plots/*.png            survival per scenario, survival CDF, learning curves
 
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -58,6 +62,10 @@ class EvalConfig:
     factorization: zones for ``expert-zone`` (None: the first distributed run's).
     guards: guard sizes each trained run is evaluated with (0 = pure policy; k > 0 =
         simulate its top k actions and play the best, see ``TrainedAgent.guard``).
+    score: grid2op scorer name (see ``gridfactor.evaluate.scores.SCORERS``) that also scores
+        every (agent, scenario) with grid2op's Runner; None = no score.
+    save_episodes: also play every (agent, scenario) with grid2op's Runner and keep its
+        EpisodeData folder (for grid2viz).
     """
 
     env_name: str | None = None
@@ -72,6 +80,8 @@ class EvalConfig:
     checkpoint: str | None = None
     factorization: str | None = None
     guards: tuple[int, ...] = (0,)
+    score: str | None = None
+    save_episodes: bool = False
     out: str = "runs/evaluate"
     parallel: ParallelConfig = field(default_factory=ParallelConfig)
     resume: bool = False
@@ -97,6 +107,9 @@ class EpisodeTask:
     env_name: str
     agent: AgentSpec
     scenario: Scenario
+    out: str = ""  # run directory (where --score / --save-episodes write)
+    score: str | None = None
+    save_episodes: bool = False
 
 
 # --------------------------------------------------------------------------------------------
@@ -148,15 +161,15 @@ def run_episode(task: EpisodeTask) -> dict[str, Any]:
     decisions: steps where a decision was due (some line at rho >= the agent's danger
     threshold); decision_ms: mean wall time of ``act`` on those steps (NaN if none);
     step_ms: mean wall time of ``act`` over every step.
+    With --score / --save-episodes the scenario is played again by grid2op's Runner (see
+    :func:`_grid2op_episode`): grid2op_steps = steps it played, a game over's step included
+    (= survived + 1 - completed when both agree), score = the grid2op scorer's score.
     """
     warnings.filterwarnings("ignore")
     sc = task.scenario
     env = _env(task.env_name)
     agent = _agent(task.agent, sc)
-    options: dict[str, Any] = {"time serie id": sc.chronic}
-    if sc.start >= 1:
-        options["init ts"] = sc.start
-    obs = reset_env(env, seed=sc.seed, options=options)
+    obs = reset_env(env, seed=sc.seed, options=sc.reset_options())
     danger = float(getattr(agent, "danger", task.agent.danger))
     survived = safe = overloads = actions = decisions = 0
     act_s = decide_s = 0.0
@@ -185,7 +198,7 @@ def run_episode(task: EpisodeTask) -> dict[str, Any]:
         if done:  # end of the chronic: not a failure
             break
     steps = survived + game_over
-    return {
+    result = {
         "agent": task.agent.label,
         "episode": sc.episode,
         "chronic": sc.chronic,
@@ -204,6 +217,36 @@ def run_episode(task: EpisodeTask) -> dict[str, Any]:
         "step_ms": 1000.0 * act_s / max(steps, 1),
         "wall_s": time.perf_counter() - wall,
     }
+    if task.score or task.save_episodes:
+        result.update(_grid2op_episode(task))
+    return result
+
+
+def _grid2op_episode(task: EpisodeTask) -> dict[str, Any]:
+    """The scenario played by grid2op's Runner with the agent as a grid2op agent: scored by
+    grid2op's scorer (--score) and/or kept as an EpisodeData folder (--save-episodes)."""
+    from gridfactor.evaluate import grid2op_runs
+
+    out, sc, label = Path(task.out), task.scenario, task.agent.label
+    agent = _agent(task.agent, sc)
+    scratch = grid2op_runs.scratch_dir(out, label, sc)
+    extra: dict[str, Any] = {}
+    if task.score:
+        from gridfactor.evaluate.scores import score_episode
+
+        extra["score"], steps = score_episode(task.score, out, task.env_name, sc, agent, scratch)
+        extra["scorer"] = task.score
+    else:
+        from gridfactor.evaluate.grid2op_agent import GridfactorAgent
+
+        env = _env(task.env_name)
+        steps = grid2op_runs.play(env, GridfactorAgent(agent, env.action_space), sc, scratch)
+    extra["grid2op_steps"] = steps
+    if task.save_episodes:
+        grid2op_runs.keep_episode(scratch, out, label, sc)
+    else:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return extra
 
 
 # --------------------------------------------------------------------------------------------
@@ -312,6 +355,10 @@ def resolve(config: EvalConfig) -> tuple[str, list[AgentSpec], HeldOut, list[dic
     else:
         held = default_held_out(env)
     check_held_out(held, env, env_name)
+    if config.score is not None:
+        from gridfactor.evaluate.scores import check_scorer
+
+        check_scorer(config.score, env, env_name)
     return env_name, specs, held, run_configs
 
 
@@ -356,11 +403,19 @@ def evaluate(config: EvalConfig) -> Path:
         "danger": config.danger,
         "seed": config.seed,
     }
+    # only when asked: runs made before these options existed keep their config (resumable)
+    if config.score:
+        run_config["score"] = config.score
+    if config.save_episodes:
+        run_config["save_episodes"] = True
     out = prepare_run_dir(config.out, run_config, resume=config.resume, overwrite=config.overwrite)
     write_csv(out / "scenarios.csv", pd.DataFrame([s.to_dict() for s in scenarios]))
 
+    if config.score:
+        _prepare_scores(config, out, env_name, scenarios)
+    here = str(out.resolve())  # workers need not share the driver's working directory
     tasks = [
-        EpisodeTask(env_name, spec, sc)
+        EpisodeTask(env_name, spec, sc, here, config.score, config.save_episodes)
         for spec in specs
         for sc in scenarios
         if not _episode_path(out, spec.label, sc.episode).is_file()
@@ -381,6 +436,28 @@ def evaluate(config: EvalConfig) -> Path:
     episodes = load_episodes(out, [s.label for s in specs], len(scenarios))
     write_reports(out, episodes, run_configs)
     return out
+
+
+def _prepare_scores(
+    config: EvalConfig, out: Path, env_name: str, scenarios: list[Scenario]
+) -> None:
+    """grid2op's scorer reference runs (do nothing, reconnection without overflow
+    disconnection) of every scenario, before any agent is scored against them."""
+    from gridfactor.evaluate.scores import ReferenceTask, prepare_reference, scenario_env_dir
+
+    todo = [
+        ReferenceTask(str(out.resolve()), config.score, env_name, sc)
+        for sc in scenarios
+        if not scenario_env_dir(out, config.score, sc, env_name).is_dir()
+    ]
+    if todo:
+        parallel_map(
+            prepare_reference,
+            todo,
+            config.parallel,
+            desc=f"{config.score} references",
+            progress=config.progress,
+        )
 
 
 def load_episodes(out: Path, labels: list[str], n_episodes: int) -> pd.DataFrame:

@@ -58,6 +58,14 @@ class Scenario:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def reset_options(self) -> dict[str, Any]:
+        """Options of ``env.reset`` that start this scenario (grid2op's Runner takes them too,
+        as ``reset_options``); the episode then lasts ``length`` steps."""
+        options: dict[str, Any] = {"time serie id": self.chronic}
+        if self.start >= 1:  # grid2op's "init ts" must be >= 1
+            options["init ts"] = self.start
+        return options
+
 
 def n_chronics(env: Any) -> int:
     return len(env.chronics_handler.real_data.subpaths)

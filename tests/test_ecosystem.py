@@ -1,0 +1,220 @@
+"""gridfactor agents inside grid2op's own tools: BaseAgent adapter, grid2op.Runner, the L2RPN
+scorers of grid2op.utils, EpisodeData folders (grid2viz) and the submission export.
+
+Real Grid2Op test envs, real grid2op Runner and scorers, a real (tiny) RLlib training run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import gridfactor
+from gridfactor.envs.grid2op_env import env_data_dir, make_env
+from gridfactor.errors import UserError
+from gridfactor.evaluate import EvalConfig, evaluate
+from gridfactor.evaluate.grid2op_agent import GridfactorAgent, load_agent
+from gridfactor.parallel import ParallelConfig
+from tests.conftest import assert_user_error, run_cli
+
+ENV5 = "rte_case5_example"
+ENV14 = "rte_case14_realistic"
+
+
+def test_load_agent_baselines_and_bad_names() -> None:
+    from grid2op.Agent import BaseAgent
+
+    assert gridfactor.load_agent is load_agent
+    env = make_env(ENV5)
+    for name in ("do-nothing", "reconnect", "expert", "random"):
+        agent = load_agent(name, env)
+        assert isinstance(agent, BaseAgent) and isinstance(agent, GridfactorAgent)
+        obs = env.reset(seed=0, options={"time serie id": 0})
+        assert isinstance(agent.act(obs, 0.0, False), env.action_space.actionClass)
+    with pytest.raises(UserError, match="not a baseline"):
+        load_agent("nobody", env)
+    with pytest.raises(UserError, match="expert-zone needs zones"):
+        load_agent("expert-zone", env)
+    env.close()
+
+
+def test_evaluate_score_and_episodes(tmp_path: Path) -> None:
+    """--score l2rpn2020 --save-episodes on two scenarios of one chronic: grid2op's Runner
+    (the agents as BaseAgents, inside the scorer) plays exactly what gridfactor's loop played,
+    the scorer rates do-nothing 0 on each scenario, every episode has its own EpisodeData
+    folder, and nothing is written into the env's folder (site-packages)."""
+    from grid2op.Episode import EpisodeData
+
+    env_dir = env_data_dir(ENV5)
+    before = sorted(os.listdir(env_dir))
+    out = tmp_path / "ev"
+    agents = ["do-nothing", "reconnect", "random", "expert"]
+    args = ["--env", ENV5, "--agents", ",".join(agents), "--chronics", "19"]
+    args += ["--n-episodes", "2", "--episode-steps", "20", "--workers", "1"]
+    proc = run_cli("evaluate", *args, "--score", "l2rpn2020", "--save-episodes", "--out", str(out))
+    assert "L2RPN score" in proc.stdout and "grid2viz --agents_path" in proc.stdout
+    assert sorted(os.listdir(env_dir)) == before
+
+    episodes = pd.read_csv(out / "episodes.csv")
+    assert len(episodes) == 8 and (episodes["scorer"] == "l2rpn2020").all()
+    # same scenario, same seed: grid2op's Runner counts a game over's step, gridfactor does not
+    expected = episodes["survived"] + (~episodes["completed"]).astype(int)
+    assert (episodes["grid2op_steps"] == expected).all(), episodes
+    do_nothing = episodes[episodes["agent"] == "do-nothing"]
+    assert np.allclose(do_nothing["score"], 0.0)  # the scorer's 0 is do-nothing's own run
+    assert episodes["score"].between(-100, 100).all()
+    table = pd.read_csv(out / "results.csv").set_index("agent")
+    assert np.isclose(table.loc["do-nothing", "score"], 0.0)
+    assert "ScoreL2RPN2020" in (out / "results.md").read_text()
+
+    starts = pd.read_csv(out / "scenarios.csv")["start"]
+    assert starts.nunique() == 2  # two scenarios of chronic 19, kept apart below
+    for agent in agents:
+        folder = out / "grid2op" / agent
+        assert (folder / "dict_action_space.json").is_file()
+        for _, row in episodes[episodes["agent"] == agent].iterrows():
+            name = f"{int(row['episode']):04d}_19"
+            data = EpisodeData.from_disk(str(folder), name)
+            assert int(data.meta["nb_timestep_played"]) == row["grid2op_steps"]
+            start = int(starts[int(row["episode"])])
+            assert int(data.meta["chronics_max_timestep"]) == start + 20
+    assert not list((out / "grid2op" / "_scratch").glob("*"))
+    for episode in (0, 1):
+        stats = out / "scores" / "l2rpn2020" / f"{episode:04d}" / env_dir.name
+        assert (stats / "_statistics_l2rpn_dn" / "metadata.json").is_file()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--score", "icaps2021"], "choose among l2rpn2020, wcci2022"),
+        (["--score", "l2rpn2099"], "unknown scorer 'l2rpn2099'"),
+    ],
+)
+def test_evaluate_bad_scorer(tmp_path: Path, args: list[str], message: str) -> None:
+    out = tmp_path / "o"
+    proc = run_cli(
+        "evaluate", "--env", ENV5, "--agents", "do-nothing", *args, "--out", str(out), check=False
+    )
+    assert_user_error(proc, message)
+    assert not out.exists()
+
+
+def test_export_bad_run(tmp_path: Path) -> None:
+    proc = run_cli("export", str(tmp_path / "none"), "--out", str(tmp_path / "s"), check=False)
+    assert_user_error(proc, "not a training run")
+    assert not (tmp_path / "s").exists()
+
+
+# --------------------------------------------------------------------------------------------
+# a trained run, exported and run by grid2op's Runner
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory) -> Path:
+    from gridfactor.train.run import TrainConfig, train
+    from tests.test_agents import case14_factorization
+
+    root = tmp_path_factory.mktemp("eco")
+    env = make_env(ENV14)
+    case14_factorization(env).save(root / "factorization.json")
+    env.close()
+    config = TrainConfig(
+        env_name=ENV14,
+        factorization_path=str(root / "factorization.json"),
+        timesteps=100,
+        train_batch_size=100,
+        minibatch_size=50,
+        num_epochs=1,
+        episode_steps=100,
+        hidden=(32,),
+        checkpoint_every=1,
+        out=str(root / "run"),
+    )
+    return train(config)
+
+
+# Fresh interpreter: the submission folder alone (the run directory is moved away), played
+# by grid2op's Runner on gridfactor's scenarios (chronic, start step, length, seed).
+RUNNER_SCRIPT = """
+import importlib.util, json, sys, warnings
+warnings.filterwarnings("ignore")
+import pandas as pd
+from grid2op.Runner import Runner
+from gridfactor.envs.grid2op_env import make_env
+
+folder, scenarios = sys.argv[1], pd.read_csv(sys.argv[2])
+spec = importlib.util.spec_from_file_location("submission", folder + "/__init__.py")
+submission = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(submission)
+env = make_env("rte_case14_realistic")
+agent = submission.make_agent(env, folder)
+runner = Runner(**env.get_params_for_runner(), agentClass=None, agentInstance=agent)
+result = runner.run(
+    nb_episode=len(scenarios),
+    max_iter=int(scenarios["length"].iloc[0]),
+    env_seeds=[int(s) for s in scenarios["seed"]],
+    agent_seeds=[int(s) for s in scenarios["seed"]],
+    reset_options=[{"time serie id": int(c), "init ts": int(s)}
+                   for c, s in zip(scenarios["chronic"], scenarios["start"])],
+)
+print(json.dumps({"steps": [int(r[3]) for r in result], "ray": "ray" in sys.modules}))
+"""
+
+
+def test_export_runs_in_grid2op_runner_like_evaluation(trained_run: Path, tmp_path: Path) -> None:
+    """The exported agent, run by grid2op's Runner in a fresh interpreter without Ray and
+    without the run directory, survives exactly as long as gridfactor's evaluation of the
+    run on every scenario; its TorchScript policies give the RLModules' logits exactly."""
+    from gridfactor.export import load_exported_agent
+    from gridfactor.train.policy import load_trained_agent
+
+    ev = evaluate(
+        EvalConfig(
+            runs=(str(trained_run),),
+            agents=("do-nothing",),
+            n_episodes=3,
+            episode_steps=288,
+            out=str(tmp_path / "ev"),
+            parallel=ParallelConfig(workers=1),
+            progress=False,
+        )
+    )
+    episodes = pd.read_csv(ev / "episodes.csv")
+    trained = episodes[episodes["agent"] == "distributed-local"].sort_values("episode")
+    assert trained["actions"].sum() > 0  # the policy acted: its survival is its own
+
+    sub = tmp_path / "submission"
+    run_cli("export", str(trained_run), "--out", str(sub))
+    assert (sub / "__init__.py").is_file() and (sub / "policies" / "cluster_0.pt").is_file()
+
+    rlmodules = load_trained_agent(trained_run)
+    scripted = load_exported_agent(sub)
+    rng = np.random.default_rng(0)
+    for aid, module in rlmodules.modules.items():
+        features = rng.uniform(0, 2, int(module.observation_space.shape[0])).astype(np.float32)
+        assert np.array_equal(rlmodules.logits(aid, features), scripted.logits(aid, features))
+
+    away = trained_run.with_name("moved-away")
+    trained_run.rename(away)
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-c", RUNNER_SCRIPT, str(sub), str(ev / "scenarios.csv")],
+            capture_output=True,
+            text=True,
+            timeout=1200,
+        )
+    finally:
+        away.rename(trained_run)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert not result["ray"]
+    expected = trained["survived"] + (~trained["completed"]).astype(int)
+    assert result["steps"] == [int(x) for x in expected], (result, trained)
