@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from tqdm.auto import tqdm
+from gridfactor.progress import phase
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -50,6 +50,12 @@ def init_ray(config: ParallelConfig) -> None:
     if config.ray_address:
         kwargs["address"] = config.ray_address
     else:
+        # A local instance keeps Ray's default token authentication; its notice about that
+        # says nothing to the user (it stays for --ray-address clusters).
+        import logging
+
+        notice = "ray._private.authentication.authentication_token_setup"
+        logging.getLogger(notice).setLevel(logging.ERROR)
         # "local" forces a fresh instance even if `ray start` left a cluster on this machine.
         kwargs["address"] = "local"
         kwargs["num_cpus"] = config.workers or os.cpu_count() or 1
@@ -64,6 +70,7 @@ def parallel_map(
     config: ParallelConfig,
     *,
     desc: str = "",
+    unit: str = "task",
     progress: bool = True,
     on_result: Callable[[int, R], None] | None = None,
     max_retries: int = 3,
@@ -76,8 +83,7 @@ def parallel_map(
     """
     items = list(items)
     results: list[Any] = [None] * len(items)
-    bar = tqdm(total=len(items), desc=desc, disable=not progress, leave=False)
-    try:
+    with phase(desc or "tasks", len(items), unit, enabled=progress, record=progress) as bar:
         if config.in_process:
             for index, item in enumerate(items):
                 results[index] = fn(item)
@@ -106,5 +112,3 @@ def parallel_map(
                     on_result(index, results[index])
                 bar.update(1)
         return results
-    finally:
-        bar.close()

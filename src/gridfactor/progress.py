@@ -27,8 +27,11 @@ def interactive() -> bool:
 class Phase:
     """Progress of one phase (use :func:`phase`)."""
 
-    def __init__(self, name: str, total: int | None, unit: str, enabled: bool) -> None:
+    def __init__(
+        self, name: str, total: int | None, unit: str, enabled: bool, record: bool = True
+    ) -> None:
         self.name, self.total, self.unit, self.enabled = name, total, unit, enabled
+        self.record = record
         self.count = 0
         self.start = time.perf_counter()
         self._next_plain = PLAIN_STEP
@@ -71,15 +74,21 @@ class Phase:
     def close(self) -> None:
         if self._bar is not None:
             self._bar.close()
-        TIMES[self.name] = TIMES.get(self.name, 0.0) + time.perf_counter() - self.start
+        if self.record:
+            TIMES[self.name] = TIMES.get(self.name, 0.0) + time.perf_counter() - self.start
 
 
 @contextlib.contextmanager
 def phase(
-    name: str, total: int | None = None, unit: str = "item", enabled: bool = True
+    name: str,
+    total: int | None = None,
+    unit: str = "item",
+    enabled: bool = True,
+    record: bool = True,
 ) -> Iterator[Phase]:
-    """A progress display for one phase; its wall time goes into :data:`TIMES`."""
-    bar = Phase(name, total, unit, enabled)
+    """A progress display for one phase; its wall time goes into :data:`TIMES` (unless
+    ``record`` is False: the caller times the parts itself with :func:`timed`)."""
+    bar = Phase(name, total, unit, enabled, record)
     try:
         yield bar
     finally:

@@ -72,11 +72,21 @@ def _register_commands() -> None:
 
 
 def main() -> None:
+    import time
+
+    from gridfactor import progress
+
     warnings.filterwarnings("ignore")
     os.environ.setdefault("PYTHONWARNINGS", "ignore")
+    progress.quiet_libraries()
     _register_commands()
+    start = time.perf_counter()
     try:
         app()
+    except SystemExit as exc:
+        if exc.code in (0, None) and progress.TIMES:  # where the time went, last line
+            typer.echo(progress.summary(time.perf_counter() - start))
+        raise
     except UserError as exc:
         typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
         sys.exit(2)

@@ -235,7 +235,8 @@ def demonstrate(
             run_chunk,
             [chunks[i] for i in todo],
             parallel,
-            desc=f"demonstrate {config.env_name} (episodes)",
+            desc="demonstrate",
+            unit="chunk",
             progress=progress,
             on_result=on_result,
         )

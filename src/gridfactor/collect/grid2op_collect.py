@@ -559,12 +559,15 @@ def collect(
         if on_chunk is not None:
             on_chunk(index, len(chunks))
 
+    if todo and progress and len(todo) < len(chunks):
+        print(f"collect: {len(chunks) - len(todo)} of {len(chunks)} chunks done before", flush=True)
     if todo:
         parallel_map(
             run_chunk,
             [chunks[i] for i in todo],
             parallel,
-            desc=f"collect {config.env_name} ({len(todo)}/{len(chunks)} chunks)",
+            desc="collect",
+            unit="chunk",
             progress=progress,
             on_result=on_result,
         )

@@ -430,6 +430,7 @@ def evaluate(config: EvalConfig) -> Path:
             tasks,
             config.parallel,
             desc="evaluate",
+            unit="episode",
             progress=config.progress,
             on_result=save,
         )

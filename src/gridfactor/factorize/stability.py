@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from gridfactor.errors import UserError
 from gridfactor.factorize.structure import Factorization
+from gridfactor.progress import phase
 
 FactorizeFn = Callable[[np.ndarray, np.ndarray], tuple[Factorization, np.ndarray]]
 RESAMPLES = ("bootstrap", "subsample")
@@ -154,15 +154,19 @@ def bootstrap_stability(
     edge_counts = np.zeros((n_t, n_i))
     cluster_counts = np.zeros(len(wanted))
     children = np.random.SeedSequence(seed).spawn(n_bootstrap)
-    for child in tqdm(children, desc="stability", disable=not progress, leave=False):
-        rows = resample_rows(targets.shape[0], child, resample, fraction)
-        found, adjacency = factorize_fn(targets[rows], inputs[rows])
-        adjacency = np.asarray(adjacency, bool)
-        if adjacency.shape != (n_t, n_i):
-            raise ValueError(f"factorize_fn returned adjacency {adjacency.shape}, not {(n_t, n_i)}")
-        edge_counts += adjacency
-        present = {_cluster_key(c.targets, c.inputs) for c in found.clusters}
-        cluster_counts += [key in present for key in wanted]
+    with phase("stability", total=len(children), unit="subsample", enabled=progress) as bar:
+        for child in children:
+            rows = resample_rows(targets.shape[0], child, resample, fraction)
+            found, adjacency = factorize_fn(targets[rows], inputs[rows])
+            adjacency = np.asarray(adjacency, bool)
+            if adjacency.shape != (n_t, n_i):
+                raise ValueError(
+                    f"factorize_fn returned adjacency {adjacency.shape}, not {(n_t, n_i)}"
+                )
+            edge_counts += adjacency
+            present = {_cluster_key(c.targets, c.inputs) for c in found.clusters}
+            cluster_counts += [key in present for key in wanted]
+            bar.update()
     return Stability(
         edge_frequency=edge_counts / n_bootstrap,
         cluster_frequency=(cluster_counts / n_bootstrap).tolist(),

@@ -37,6 +37,7 @@ from gridfactor.factorize.threshold import binarize_quantile, check_quantile
 from gridfactor.grid.maps import plot_grid_clusters
 from gridfactor.grid.zones import PRIORS, GridZones, grid_zones, plot_zones_curve
 from gridfactor.parallel import ParallelConfig
+from gridfactor.progress import phase, timed
 from gridfactor.runs import atomic_write, prepare_run_dir, save_npy
 
 MI_PARTS_DIR = "mi_parts"
@@ -221,48 +222,48 @@ def grid_mi(
     parts = Path(out_dir) / MI_PARTS_DIR
     selected = list(sidecar["selected_substations"])
     measured, unmeasured = [], []
-    for number, sub_id in enumerate(selected):
-        part = parts / f"sub{sub_id:03d}.npz"
-        if part.is_file():
-            with np.load(part) as saved:
-                columns = (saved["mi"], saved["shuffled"], saved["unbiased"])
-                null_column = saved["null"] if significance else None
-                is_measured = bool(saved["measured"])
-        else:
-            targets, inputs = substation_samples(
-                frame, sub_id, line_names, sub_names, config.n_samples, config.seed
-            )
-            is_measured = len(targets) >= min_rows
-            if progress:
-                print(
-                    f"MI for {sub_names[sub_id]} ({number + 1}/{len(selected)}): "
-                    f"{len(targets)} samples x {len(line_names)} lines",
-                    flush=True,
-                )
-            if is_measured:
-                columns, null_column = _substation_columns(
-                    targets, inputs, sub_id, config, parallel, progress
-                )
+    todo = sum(not (parts / f"sub{s:03d}.npz").is_file() for s in selected)
+    # one display over the substations left; the MI and the null are timed apart
+    with phase(
+        "MI", total=todo, unit="substation", enabled=progress and todo > 0, record=False
+    ) as display:
+        for sub_id in selected:
+            part = parts / f"sub{sub_id:03d}.npz"
+            if part.is_file():
+                with np.load(part) as saved:
+                    columns = (saved["mi"], saved["shuffled"], saved["unbiased"])
+                    null_column = saved["null"] if significance else None
+                    is_measured = bool(saved["measured"])
             else:
-                columns = tuple(np.zeros(len(line_names)) for _ in range(3))
-                null_column = np.zeros((config.n_permutations, len(line_names)))
-            buffer = io.BytesIO()
-            extra = {"null": null_column} if significance else {}
-            np.savez(
-                buffer,
-                mi=columns[0],
-                shuffled=columns[1],
-                unbiased=columns[2],
-                measured=np.array(is_measured),
-                **extra,
-            )
-            with atomic_write(part, "wb") as fh:
-                fh.write(buffer.getvalue())
-        (measured if is_measured else unmeasured).append(sub_id)
-        for matrix, column in zip((mi, shuffled, unbiased), columns, strict=True):
-            matrix[:, sub_id] = column
-        if null is not None:
-            null[:, :, sub_id] = null_column
+                targets, inputs = substation_samples(
+                    frame, sub_id, line_names, sub_names, config.n_samples, config.seed
+                )
+                is_measured = len(targets) >= min_rows
+                if is_measured:
+                    columns, null_column = _substation_columns(
+                        targets, inputs, sub_id, config, parallel
+                    )
+                else:
+                    columns = tuple(np.zeros(len(line_names)) for _ in range(3))
+                    null_column = np.zeros((config.n_permutations, len(line_names)))
+                buffer = io.BytesIO()
+                extra = {"null": null_column} if significance else {}
+                np.savez(
+                    buffer,
+                    mi=columns[0],
+                    shuffled=columns[1],
+                    unbiased=columns[2],
+                    measured=np.array(is_measured),
+                    **extra,
+                )
+                with atomic_write(part, "wb") as fh:
+                    fh.write(buffer.getvalue())
+                display.update()
+            (measured if is_measured else unmeasured).append(sub_id)
+            for matrix, column in zip((mi, shuffled, unbiased), columns, strict=True):
+                matrix[:, sub_id] = column
+            if null is not None:
+                null[:, :, sub_id] = null_column
     if unmeasured:
         names = ", ".join(sub_names[s] for s in unmeasured)
         print(
@@ -281,27 +282,28 @@ def _substation_columns(
     sub_id: int,
     config: GridFactorizeConfig,
     parallel: ParallelConfig,
-    progress: bool,
 ) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], np.ndarray | None]:
     """(mi, shuffled, unbiased) columns (n_line,) and the null (R, n_line) or None."""
     from gridfactor.mi import unbiased_mi_matrix
 
     seed = int(_sub_stream(config.seed, sub_id, 1).generate_state(1)[0])
-    result = unbiased_mi_matrix(
-        targets, inputs, seed=seed, k=config.k, parallel=parallel, progress=progress
-    )
+    with timed("MI"):
+        result = unbiased_mi_matrix(
+            targets, inputs, seed=seed, k=config.k, parallel=parallel, progress=False
+        )
     columns = (result.mi[:, 0], result.shuffled[:, 0], result.unbiased[:, 0])
     if config.threshold != "significance":
         return columns, None
-    null_column = permutation_null(
-        targets,
-        inputs,
-        n_permutations=config.n_permutations,
-        seed=int(_sub_stream(config.seed, sub_id, 2).generate_state(1)[0]),
-        k=config.k,
-        parallel=parallel,
-        progress=False,
-    )[:, :, 0]
+    with timed("null"):
+        null_column = permutation_null(
+            targets,
+            inputs,
+            n_permutations=config.n_permutations,
+            seed=int(_sub_stream(config.seed, sub_id, 2).generate_state(1)[0]),
+            k=config.k,
+            parallel=parallel,
+            progress=False,
+        )[:, :, 0]
     return columns, null_column
 
 
@@ -334,6 +336,40 @@ def selected_substations(config: GridFactorizeConfig) -> list[int]:
 
 def _run_config(config: GridFactorizeConfig) -> dict[str, Any]:
     return {"command": "factorize", **asdict(config)}
+
+
+def _plots(
+    config: GridFactorizeConfig,
+    unbiased: np.ndarray,
+    adjacency: np.ndarray,
+    factorization: Factorization,
+    zones: GridZones | None,
+    out_dir: Path,
+) -> list[Path]:
+    """Heatmaps, the grid map (beside the physics reference) and the zones curve."""
+    files: list[Path] = []
+    files += plot_factorization(
+        unbiased,
+        adjacency,
+        factorization,
+        out_dir,
+        row_label="line (next rho)",
+        col_label="substation (action)",
+    )
+    if zones is None:
+        files.append(plot_grid_clusters(config.env_name, factorization, out_dir / GRID_PLOT))
+    else:
+        files.append(
+            plot_grid_clusters(
+                config.env_name,
+                factorization,
+                out_dir / GRID_PLOT,
+                physics_sub_labels=zones.physics.sub_labels,
+                physics_line_labels=zones.physics.line_labels,
+            )
+        )
+        files.append(plot_zones_curve(zones.partition, out_dir / ZONES_CURVE_PLOT, config.env_name))
+    return files
 
 
 def factorize_grid(
@@ -411,19 +447,20 @@ def factorize_grid(
         from gridfactor.collect.grid2op_collect import _cached_env
 
         env, _ = _cached_env(config.env_name, "lightsim")
-        zones = grid_zones(
-            env,
-            unbiased,
-            result.measured,
-            list(sidecar["selected_substations"]),
-            method=config.partition,
-            n_zones=config.n_zones,
-            max_zones=config.max_zones,
-            seed=config.seed,
-            env_name=config.env_name,
-            meta={**config.rule.describe(), **meta},
-            prior=config.prior,
-        )
+        with timed("partition"):
+            zones = grid_zones(
+                env,
+                unbiased,
+                result.measured,
+                list(sidecar["selected_substations"]),
+                method=config.partition,
+                n_zones=config.n_zones,
+                max_zones=config.max_zones,
+                seed=config.seed,
+                env_name=config.env_name,
+                meta={**config.rule.describe(), **meta},
+                prior=config.prior,
+            )
         factorization = zones.factorization
         components.save(out_dir / "factorization_components.json")
         files.append(out_dir / "factorization_components.json")
@@ -441,27 +478,8 @@ def factorize_grid(
         files.append(out_dir / "factorization_quantile.json")
     factorization.save(out_dir / "factorization.json")
     files.append(out_dir / "factorization.json")
-    files += plot_factorization(
-        unbiased,
-        adjacency,
-        factorization,
-        out_dir,
-        row_label="line (next rho)",
-        col_label="substation (action)",
-    )
-    if zones is None:
-        files.append(plot_grid_clusters(config.env_name, factorization, out_dir / GRID_PLOT))
-    else:
-        files.append(
-            plot_grid_clusters(
-                config.env_name,
-                factorization,
-                out_dir / GRID_PLOT,
-                physics_sub_labels=zones.physics.sub_labels,
-                physics_line_labels=zones.physics.line_labels,
-            )
-        )
-        files.append(plot_zones_curve(zones.partition, out_dir / ZONES_CURVE_PLOT, config.env_name))
+    with timed("plots"):
+        files += _plots(config, unbiased, adjacency, factorization, zones, out_dir)
     return GridFactorization(
         factorization=factorization,
         mi=mi,

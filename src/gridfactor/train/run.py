@@ -35,6 +35,7 @@ import numpy as np
 from gridfactor.errors import UserError
 from gridfactor.factorize.structure import Factorization
 from gridfactor.parallel import ParallelConfig, init_ray
+from gridfactor.progress import Phase
 from gridfactor.runs import prepare_run_dir, save_figure, write_csv, write_json
 
 CHECKPOINTS = "checkpoints"
@@ -336,7 +337,6 @@ def _init_ray(address: str | None) -> bool:
 def train(config: TrainConfig) -> Path:
     """Train the agents of ``config``; returns the run directory (see the module docs)."""
     import pandas as pd
-    from tqdm import tqdm
 
     from gridfactor.envs.decision import DecisionEnv, DecisionEnvConfig
 
@@ -395,7 +395,7 @@ def train(config: TrainConfig) -> Path:
     try:
         if demos is not None and latest_checkpoint(run_dir) is None:
             _imitate(config, algo, probe, demos, run_dir, agents)
-        return _train_loop(config, run_dir, algo, agents, fact, pd, tqdm)
+        return _train_loop(config, run_dir, algo, agents, fact, pd)
     finally:
         algo.stop()
         if started_ray:
@@ -516,7 +516,7 @@ def _imitate(
 
 
 def _train_loop(
-    config: TrainConfig, run_dir: Path, algo: Any, agents: list[str], fact: Any, pd: Any, tqdm
+    config: TrainConfig, run_dir: Path, algo: Any, agents: list[str], fact: Any, pd: Any
 ) -> Path:
     from tensorboardX import SummaryWriter
 
@@ -548,13 +548,8 @@ def _train_loop(
     def state_now() -> dict[str, Any]:
         return {"iteration": iteration, "agents": agents, **totals}
 
-    bar = tqdm(
-        total=config.timesteps,
-        initial=min(int(totals["decisions"]), config.timesteps),
-        desc=f"train {kind}",
-        unit="decision",
-        dynamic_ncols=True,
-    )
+    remaining = max(0, config.timesteps - int(totals["decisions"]))
+    bar = Phase(f"train {kind}", remaining, "decision", enabled=remaining > 0)
     try:
         while totals["decisions"] < config.timesteps:
             start = time.perf_counter()
@@ -569,7 +564,7 @@ def _train_loop(
             writer.flush()
             frame = pd.DataFrame(rows)
             write_csv(run_dir / "metrics.csv", frame)
-            bar.update(min(int(row["decisions"]), config.timesteps - bar.n))
+            bar.update(min(int(row["decisions"]), remaining - bar.count))
             bar.write(
                 f"iter {iteration:4d}  decisions {totals['decisions']:8.0f}  grid2op steps "
                 f"{totals['grid2op_steps']:9.0f}  {row['grid2op_steps_per_s']:7.1f} steps/s  "
