@@ -54,6 +54,9 @@ def test_factorize_cli_end_to_end(tmp_path, env, n_line, n_sub):
     out = tmp_path / env
     result = _factorize(env, out)
     assert "zones (spectral, K = " in result.output
+    # off a terminal: plain progress lines, no carriage-return bars, a time summary at the end
+    assert "\r" not in result.output
+    assert "[collect] 7/7 chunks (100%)" in result.output or env != "l2rpn_case14_sandbox"
     assert "significance, alpha=0.01 + connected components" in result.output  # beside
     assert "quantile 0.7 + connected components" in result.output  # the seed's rule
     for name in ("mi.npy", "shuffled_mi.npy", "unbiased_mi.npy"):
@@ -122,6 +125,11 @@ def test_substation_with_too_few_rows_gets_no_edges_not_a_crash(tmp_path):
     args += ["--n-samples", "200", "--workers", "1", "--out", str(out)]
     proc = subprocess.run([str(GRIDFACTOR), *args], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
+    # a log file, not a terminal: plain progress lines, the time per phase as the last line
+    assert "\r" not in proc.stdout + proc.stderr
+    assert "[collect] 7/7 chunks (100%)" in proc.stderr and "[MI] " in proc.stderr
+    assert proc.stdout.strip().splitlines()[-1].startswith("time: ")
+    assert "MI " in proc.stdout.strip().splitlines()[-1]
     fact = Factorization.load(out / "factorization.json")
     samples = {int(s): n for s, n in fact.meta["samples_per_substation"].items()}
     unmeasured = fact.meta["unmeasured_substations"]
