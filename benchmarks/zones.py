@@ -28,6 +28,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
+from gridfactor.errors import UserError
 from gridfactor.grid.pipeline import GridFactorizeConfig, factorize_grid
 from gridfactor.parallel import ParallelConfig
 
@@ -73,19 +74,23 @@ def zone_rows(run, env, env_name: str, seed: int) -> list[dict]:
         seconds = time.perf_counter() - tic
         labels = zones.factorization.input_labels()[selected]
         sizes = sorted((int((labels == z).sum()) for z in set(labels.tolist())), reverse=True)
-        k2 = grid_zones(
-            env,
-            run.unbiased,
-            measured,
-            selected,
-            method=method,
-            n_zones=2,
-            max_zones=2,
-            seed=seed,
-            env_name=env_name,
-            meta={},
-            prior=prior,
-        )
+        try:  # louvain may never land on exactly 2 zones
+            k2 = grid_zones(
+                env,
+                run.unbiased,
+                measured,
+                selected,
+                method=method,
+                n_zones=2,
+                max_zones=2,
+                seed=seed,
+                env_name=env_name,
+                meta={},
+                prior=prior,
+            )
+            k2_ari, k2_inside = k2.ari_physics, k2.inside_share
+        except UserError:
+            k2_ari = k2_inside = float("nan")
         rows.append(
             {
                 "grid": env_name,
@@ -97,8 +102,8 @@ def zone_rows(run, env, env_name: str, seed: int) -> list[dict]:
                 "largest_share": sizes[0] / len(selected),
                 "inside_share": zones.inside_share,
                 "ari_physics": zones.ari_physics,
-                "ari_physics_k2": k2.ari_physics,
-                "inside_share_k2": k2.inside_share,
+                "ari_physics_k2": k2_ari,
+                "inside_share_k2": k2_inside,
                 "partition_s": seconds,
                 "labels": labels.tolist(),
             }

@@ -239,3 +239,15 @@ def test_collect_prints_one_line_when_every_action_was_legal(tmp_path):
     assert line.startswith(f"action legality: all {total['actions']} topology actions legal (")
     assert f"{total['no_change']} re-set the configuration in place" in line
     assert sum(total[k] for k in ("changed", "no_change", "game_over")) == total["actions"]
+
+
+def test_every_baseline_declares_the_action_types_it_plays():
+    """Each agent name ``evaluate --agents`` accepts is checked up front (a missing entry
+    crashed ``compare`` after training, when its evaluation stage began)."""
+    from gridfactor.envs.grid2op_env import AGENT_ACTION_TYPES, check_agents_support
+    from gridfactor.evaluate import BASELINES
+
+    assert set(BASELINES) <= set(AGENT_ACTION_TYPES)
+    check_agents_support("l2rpn_case14_sandbox", list(BASELINES), "gridfactor evaluate", trained=True)
+    with pytest.raises(UserError, match="expert-zone"):
+        check_agents_support("educ_case14_redisp", ["do-nothing", "expert-zone"], "gridfactor evaluate")

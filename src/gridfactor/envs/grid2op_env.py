@@ -51,6 +51,7 @@ AGENT_ACTION_TYPES: dict[str, tuple[str, ...]] = {
     "do-nothing": (),
     "reconnect": ("set_line_status",),
     "expert": ("set_bus", "set_line_status"),
+    "expert-zone": ("set_bus", "set_line_status"),
     "random": ("set_bus", "set_line_status"),
     "trained": ("set_bus", "set_line_status"),  # cluster agents + the reconnection rule
 }
