@@ -120,15 +120,15 @@ def _bruteforce_counts(
     nx = np.empty(n, dtype=np.int64)
     ny = np.empty(n, dtype=np.int64)
     for i in prange(n):
-        d = np.empty(n)
-        for j in range(n):
-            d[j] = max(abs(x[j] - x[i]), abs(y[j] - y[i]))
+        dx = np.abs(x - x[i])
+        dy = np.abs(y - y[i])
+        d = np.maximum(dx, dy)
         # Self is at distance 0, the minimum, so index k of the sorted row (self included)
         # is the k-th neighbour with self excluded.
         rho = np.partition(d, k)[k]
         kk[i] = np.sum(d <= 0.0) if rho == 0.0 else k
-        nx[i] = np.sum(np.abs(x - x[i]) <= rho)
-        ny[i] = np.sum(np.abs(y - y[i]) <= rho)
+        nx[i] = np.sum(dx <= rho)
+        ny[i] = np.sum(dy <= rho)
     return kk, nx, ny
 
 
