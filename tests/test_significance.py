@@ -75,6 +75,19 @@ def test_null_reproducible_and_independent_of_workers():
     assert not np.array_equal(a, c)
     ray_null = permutation_null(targets, inputs, seed=5, parallel=ParallelConfig(workers=2), **kw)
     np.testing.assert_array_equal(ray_null, a)
+    # Continuous columns (> 4096 distinct points): threaded kernel in-process, one thread
+    # per Ray worker; the null must not change in the last bit.
+    t, i = _continuous(5000)
+    kw = dict(n_permutations=2, seed=5, k=50, progress=False)
+    on_ray = permutation_null(t, i, parallel=ParallelConfig(workers=2), **kw)
+    np.testing.assert_array_equal(on_ray, permutation_null(t, i, parallel=IN_PROCESS, **kw))
+
+
+def _continuous(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """targets (n, 2), inputs (n, 1): continuous, one target dependent on the input."""
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(n, 1))
+    return np.hstack([x + rng.normal(size=x.shape), rng.normal(size=x.shape)]), x
 
 
 def _per_replicate_null(targets, inputs, *, n_permutations, seed, k, scheme):
@@ -95,22 +108,20 @@ def test_batched_null_equals_per_replicate_bit_for_bit(scheme):
     # Discrete synthetic columns (serial kernel) and continuous ones with > 4096 distinct
     # points (threaded kernel).
     _, targets, inputs = _data("copy", steps=1000)
-    rng = np.random.default_rng(1)
-    x = rng.normal(size=(5000, 1))
-    datasets = [(targets, inputs), (np.hstack([x + rng.normal(size=x.shape), x**2]), x)]
+    datasets = [(targets, inputs), _continuous(5000)]
     for t, i in datasets:
         kw = dict(n_permutations=3, seed=4, k=10, scheme=scheme)
         batched = permutation_null(t, i, parallel=IN_PROCESS, progress=False, **kw)
         np.testing.assert_array_equal(batched, _per_replicate_null(t, i, **kw))
 
 
-def test_shift_replicate_is_a_circular_shift():
-    inputs = np.arange(20.0).reshape(10, 2)
-    child = np.random.SeedSequence(0).spawn(1)[0]
-    shifted = resample_inputs(inputs, child, "shift")
-    shift = int(np.flatnonzero(shifted[:, 0] == 0.0)[0])
-    assert 1 <= shift <= 9
-    np.testing.assert_array_equal(shifted, np.roll(inputs, shift, axis=0))
+def test_shift_replicate_is_np_roll_by_the_drawn_offset():
+    """The replicate rows reproduce the earlier np.roll replicates (same seeds, same nulls)."""
+    inputs = np.arange(40.0).reshape(20, 2)
+    for child in np.random.SeedSequence(0).spawn(5):
+        shift = int(np.random.default_rng(child).integers(2, 18))  # [N/10, 9N/10)
+        expected = np.roll(inputs, shift, axis=0)
+        np.testing.assert_array_equal(resample_inputs(inputs, child, "shift"), expected)
 
 
 def test_null_cache_reused(tmp_path):
