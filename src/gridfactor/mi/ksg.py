@@ -29,7 +29,9 @@ Fast exact algorithm (:func:`mixed_ksg_mi_columns`):
    distances in order: no bracket, no fallback, and the walk is as long as the guess is off.
    Runs of equal x (or y) are one stream step whose qualifying points are a contiguous
    range found by binary search, so tied or discrete coordinates cost one step per value.
-4. Marginal counts: binary search over the sorted distinct values, prefix sums of counts.
+4. Marginal counts: the rows with ``|x_j - x_u| <= rho_u`` are a run of the x order of the
+   distinct points, found by galloping from the last box's edges, and counted by prefix
+   sums of the weights; likewise in y. Digamma values come from a table of psi(0..N).
 
 All distances are ``max(abs(x_j - x_i), abs(y_j - y_i))`` or one of its two arguments, and
 every box or level boundary is found with that exact comparison (rounded subtraction is
@@ -39,6 +41,8 @@ of the final mean, for any number of threads.
 """
 
 from __future__ import annotations
+
+import functools
 
 import numba
 import numpy as np
@@ -96,15 +100,20 @@ def _as_columns(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return x, y
 
 
+@functools.lru_cache(maxsize=8)
+def _digamma_table(n: int) -> np.ndarray:
+    """psi(0..n) (n + 1,): k_i, n_x,i, n_y,i are integers in [1, n], so a lookup replaces
+    three digamma evaluations per point (same values)."""
+    table = digamma(np.arange(n + 1, dtype=np.float64))
+    table.flags.writeable = False
+    return table
+
+
 def _mi_terms(kk: np.ndarray, nx: np.ndarray, ny: np.ndarray, n: int) -> np.ndarray:
     """Per-sample terms ``psi(k_i) + log N - psi(n_x,i) - psi(n_y,i)`` (shared by both
     estimators so they round identically)."""
-    return (
-        digamma(kk.astype(np.float64))
-        + np.log(n)
-        - digamma(nx.astype(np.float64))
-        - digamma(ny.astype(np.float64))
-    )
+    psi = _digamma_table(n)
+    return psi[kk] + np.log(n) - psi[nx] - psi[ny]
 
 
 # --------------------------------------------------------------------------- oracle
@@ -145,35 +154,29 @@ def mixed_ksg_mi_bruteforce(x: np.ndarray, y: np.ndarray, k: int | None = None) 
 
 
 class MarginalColumn:
-    """One sample column prepared for many MI estimates.
+    """One sample column prepared for many MI estimates: values (L,) its sorted distinct
+    values, rank (N,) int64 the index into ``values`` of each row. Reordering the rows (a
+    permutation or circular shift) reorders ``rank`` only: see :meth:`reordered`."""
 
-    values: (L,) sorted distinct values; rank: (N,) int64 index into ``values`` of each row;
-    cum: (L + 1,) int64 cumulative counts of the values. Reordering the rows (a permutation
-    or circular shift) reorders ``rank`` only: see :meth:`reordered`.
-    """
+    __slots__ = ("values", "rank")
 
-    __slots__ = ("values", "rank", "cum")
-
-    def __init__(self, values: np.ndarray, rank: np.ndarray, cum: np.ndarray) -> None:
+    def __init__(self, values: np.ndarray, rank: np.ndarray) -> None:
         self.values = values
         self.rank = rank
-        self.cum = cum
 
     def __len__(self) -> int:
         return self.rank.shape[0]
 
     def reordered(self, rows: np.ndarray) -> MarginalColumn:
         """The column of ``v[rows]``, rows: (N,) a permutation of ``range(N)``."""
-        return MarginalColumn(self.values, self.rank[rows], self.cum)
+        return MarginalColumn(self.values, self.rank[rows])
 
 
 def prepare_column(v: np.ndarray) -> MarginalColumn:
     """Validate a 1-D finite sample v: (N,) and reduce it to a :class:`MarginalColumn`."""
     v, _ = _as_columns(v, v)
-    values, rank, counts = np.unique(v, return_inverse=True, return_counts=True)
-    cum = np.zeros(values.shape[0] + 1, dtype=np.int64)
-    np.cumsum(counts, out=cum[1:])
-    return MarginalColumn(values, rank.astype(np.int64).ravel(), cum)
+    values, rank = np.unique(v, return_inverse=True)
+    return MarginalColumn(values, rank.astype(np.int64).ravel())
 
 
 # --------------------------------------------------------------------------- joint points
@@ -466,10 +469,9 @@ _SECANT_MIN = 16
 
 
 @njit(cache=True, parallel=True)
-def _radius_counts(ux, uy, uw, oy, urx, ury, xvals, xcum, yvals, ycum, k, s, q, nchunks):
+def _radius_counts(ux, uy, uw, oy, k, s, q, nchunks):
     """rho, n_x, n_y (M,) of the distinct points ux, uy (M,) sorted by (x, y) with weights
-    uw (M,); oy (M,) their (y, x) order; urx, ury (M,) their indices into the sorted distinct
-    marginal values xvals, yvals with cumulative counts xcum, ycum."""
+    uw (M,); oy (M,) their (y, x) order."""
     m = ux.shape[0]
     need = k + 1
     ry = np.empty(m, dtype=np.int64)  # y-order position of each point
@@ -538,11 +540,11 @@ def _radius_counts(ux, uy, uw, oy, urx, ury, xvals, xcum, yvals, ycum, k, s, q, 
                     slope = step if slope == 0.0 else 0.9 * slope + 0.1 * step
                 rho[u] = r
                 r0 = r
+            # Marginal counts: the rows with |x - x_u| <= rho are a run of the x order (the
+            # last box's edges are close: gallop from them), likewise for y.
             r = rho[u]
-            i = urx[u]
-            nx[u] = xcum[_upper(xvals, xu, r, i, i + 1)] - xcum[_lower(xvals, xu, r, i, i)]
-            i = ury[u]
-            ny[u] = ycum[_upper(yvals, yu, r, i, i + 1)] - ycum[_lower(yvals, yu, r, i, i)]
+            nx[u] = cwx[_upper(ux, xu, r, u, hbx)] - cwx[_lower(ux, xu, r, u, hax)]
+            ny[u] = cwy[_upper(yy, yu, r, pyu, hby)] - cwy[_lower(yy, yu, r, pyu, hay)]
     return rho, nx, ny
 
 
@@ -572,7 +574,7 @@ def mixed_ksg_mi_columns(cx: MarginalColumn, cy: MarginalColumn, k: int | None =
     uy = cy.values[ury]
     m = ux.shape[0]
     s, q = _kernel_sizes(m)
-    args = (ux, uy, uw, oy, urx, ury, cx.values, cx.cum, cy.values, cy.cum, k, s, q)
+    args = (ux, uy, uw, oy, k, s, q)
     if m < _SERIAL_BELOW:
         rho, nx, ny = _radius_counts_serial(*args, 1)
     else:
