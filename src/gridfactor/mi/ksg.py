@@ -528,11 +528,13 @@ def _radius_counts(ux, uy, uw, oy, k, s, q, nchunks):
                 if slope > 0.0 and abs(deficit) > _SECANT_MIN:
                     r1 = max(0.0, r0 + deficit / slope)
                     if r1 < np.inf:
-                        ax = _lower(ux, xu, r1, u, ax)
-                        bx = _upper(ux, xu, r1, u, bx)
-                        ay = _lower(yy, yu, r1, pyu, ay)
-                        by = _upper(yy, yu, r1, pyu, by)
-                        count = _box_weight(ax, bx, ay, by, s, nb, m, ry, oy, uw, yw, prefix)
+                        ax1 = _lower(ux, xu, r1, u, ax)
+                        bx1 = _upper(ux, xu, r1, u, bx)
+                        ay1 = _lower(yy, yu, r1, pyu, ay)
+                        by1 = _upper(yy, yu, r1, pyu, by)
+                        c1 = _box_weight(ax1, bx1, ay1, by1, s, nb, m, ry, oy, uw, yw, prefix)
+                        if abs(need - c1) < abs(deficit):  # walk from the closer box
+                            ax, bx, ay, by, count = ax1, bx1, ay1, by1, c1
                 hax, hbx, hay, hby = ax, bx, ay, by
                 r = _walk(u, pyu, ax, bx, ay, by, count, need, *streams)
                 if r != r0 and deficit != 0:
