@@ -19,7 +19,8 @@ Data kinds, k = N // 20:
 
 Then the significance null: R replicates (circular shifts) of a 20-target x 1-input column
 at ``--null-n``, as R separate MI-matrix passes vs one batched pass
-(:func:`gridfactor.factorize.significance.permutation_null`), in-process. Timings on a
+(:func:`gridfactor.factorize.significance.permutation_null`), in-process and on Ray with
+two workers (as ``--workers 2`` runs it). Timings on a
 shared machine are noisy: the load average is printed at the start and the end.
 """
 
@@ -129,7 +130,7 @@ def estimator_table(sizes: list[int], seed_max_n: int) -> None:
             print(f"{kind:<11}{n:>8}{k:>6}{cells}", flush=True)
 
 
-def null_timing(n: int, replicates: int) -> None:
+def null_timing(n: int, replicates: int, workers: list[int]) -> None:
     """R replicates of a 20-target x 1-input column: R MI-matrix passes vs one batched pass."""
     rng = np.random.default_rng(1)
     action = rng.integers(0, 58, n)
@@ -139,35 +140,51 @@ def null_timing(n: int, replicates: int) -> None:
     targets[:, :4] += 0.05 * np.sin(action)[:, None]
     targets[rng.random((n, 20)) < 0.03] = 0.0
     k = n // 20
-    config = ParallelConfig(workers=1)
     seed = 3
-
-    def per_replicate() -> np.ndarray:
-        children = np.random.SeedSequence(seed).spawn(replicates)
-        resampled = (resample_inputs(inputs, child, "shift") for child in children)
-        return np.stack(
-            [mi_matrix(targets, r, k, parallel=config, progress=False) for r in resampled]
+    for count in workers:
+        config = ParallelConfig(workers=count)
+        # Start Ray, load the kernels and modules in its workers, outside the timings.
+        mi_matrix(targets[:5000, :4], inputs[:5000], parallel=config, progress=False)
+        permutation_null(
+            targets[:5000, :4], inputs[:5000], n_permutations=2, parallel=config, progress=False
         )
 
-    def batched() -> np.ndarray:
-        return permutation_null(
-            targets,
-            inputs,
-            n_permutations=replicates,
-            seed=seed,
-            k=k,
-            parallel=config,
-            progress=False,
-        )
+        def per_replicate(config: ParallelConfig = config) -> np.ndarray:
+            children = np.random.SeedSequence(seed).spawn(replicates)
+            return np.stack(
+                [
+                    mi_matrix(
+                        targets,
+                        resample_inputs(inputs, c, "shift"),
+                        k,
+                        parallel=config,
+                        progress=False,
+                    )
+                    for c in children
+                ]
+            )
 
-    slow, slow_null = best_time(per_replicate, 1)
-    fast, fast_null = best_time(batched, 1)
-    same = "bit-identical" if np.array_equal(slow_null, fast_null) else "DIFFERENT"
-    print(
-        f"null, {replicates} shifts of a 20 x 1 column, N={n}, k={k}, in-process: "
-        f"{replicates} MI-matrix passes {slow:.2f} s, batched {fast:.2f} s, "
-        f"ratio {slow / fast:.2f}x ({same})"
-    )
+        def batched(config: ParallelConfig = config) -> np.ndarray:
+            return permutation_null(
+                targets,
+                inputs,
+                n_permutations=replicates,
+                seed=seed,
+                k=k,
+                parallel=config,
+                progress=False,
+            )
+
+        slow, slow_null = best_time(per_replicate, 1)
+        fast, fast_null = best_time(batched, 1)
+        same = "bit-identical" if np.array_equal(slow_null, fast_null) else "DIFFERENT"
+        where = "in-process" if config.in_process else f"Ray, workers={count}"
+        print(
+            f"null, {replicates} shifts of a 20 x 1 column, N={n}, k={k}, {where}: "
+            f"{replicates} MI-matrix passes {slow:.2f} s, batched {fast:.2f} s, "
+            f"ratio {slow / fast:.2f}x ({same})",
+            flush=True,
+        )
 
 
 def main() -> None:
@@ -181,6 +198,13 @@ def main() -> None:
     )
     parser.add_argument("--null-n", type=int, default=50000)
     parser.add_argument("--null-replicates", type=int, default=10)
+    parser.add_argument(
+        "--null-workers",
+        type=int,
+        nargs="+",
+        default=[1, 2],
+        help="ParallelConfig workers for the null timing (1 = in-process)",
+    )
     args = parser.parse_args()
     print(f"start: {load()}, {os.cpu_count()} CPUs")
     rng = np.random.default_rng(0)
@@ -188,7 +212,7 @@ def main() -> None:
     mixed_ksg_mi(rng.random(5000), rng.random(5000), 5)
     estimator_table(args.sizes, args.seed_max_n)
     if args.null_replicates > 0:
-        null_timing(args.null_n, args.null_replicates)
+        null_timing(args.null_n, args.null_replicates, args.null_workers)
     print(f"end: {load()}")
 
 
