@@ -91,6 +91,17 @@ def test_same_value_for_any_thread_count() -> None:
     assert mixed_ksg_mi(x, y) == one
 
 
+def test_serial_and_threaded_kernels_cached_apart() -> None:
+    """numba's cache key ignores the parallel flag: compiled from one function, the serial
+    and threaded kernels would share a cache entry and a later process would load the
+    serial code as the threaded kernel."""
+    names = {
+        ksg._radius_counts.py_func.__qualname__,
+        ksg._radius_counts_serial.py_func.__qualname__,
+    }
+    assert len(names) == 2
+
+
 def test_default_k() -> None:
     assert default_k(10) == 1
     assert default_k(1000) == 50
