@@ -17,16 +17,18 @@ Fast exact algorithm (:func:`mixed_ksg_mi_columns`):
 2. The joint points are sorted by (x, y) rank with two counting sorts and deduplicated
    (weights = multiplicities), so discrete data is trivial.
 3. ``rho_u`` is the (k+1)-th smallest distance from ``u`` to the weighted multiset of all
-   points including its own copies. Points are visited in a snake order through rank
-   columns, and each starts from a guess ``r0`` (the previous point's radius, corrected by
-   one secant step on the count). The exact count of the box ``d <= r0`` is a rank
-   rectangle: 2-D prefix sums over ``s x s`` rank cells plus at most four strips of fewer
-   than ``s`` points. The answer is then reached by walking outwards (or inwards) from the
-   box along four sorted streams: x-order left and right of the box (points with
-   ``|dy| <= |dx|``, key ``|dx|``) and y-order below and above (``|dx| < |dy|``, key
-   ``|dy|``), merged by key with the weights summed until the count is reached. Every point
-   is in exactly one stream and a stream's keys are monotone, so the merge visits the
-   distances in order: no bracket, no fallback, and the walk is as long as the guess is off.
+   points including its own copies. Points are visited in a snake order (columns of
+   ~1.3 sqrt(M) x-ranks, alternately up and down in y), and each starts from the previous
+   point's radius ``r0``; when the count of that box is off by more than 16, one secant
+   step on the count gives a second box and the closer one is kept. The exact count of the
+   box ``d <= r0`` is a rank rectangle: 2-D prefix sums over ``s x s`` rank cells plus at
+   most four strips of fewer than ``s`` points. The answer is then reached by walking
+   outwards (or inwards) from the box along four sorted streams: x-order left and right of
+   the box (points with ``|dy| <= |dx|``, key ``|dx|``) and y-order below and above
+   (``|dx| < |dy|``, key ``|dy|``), merged by key with the weights summed until the count is
+   reached. Every point is in exactly one stream and a stream's keys are monotone, so the
+   merge visits the distances in order: no bracket, no fallback, and the walk is as long as
+   the guess is off.
    Runs of equal x (or y) are one stream step whose qualifying points are a contiguous
    range found by binary search, so tied or discrete coordinates cost one step per value.
 4. Marginal counts: the rows with ``|x_j - x_u| <= rho_u`` are a run of the x order of the
@@ -43,6 +45,7 @@ of the final mean, for any number of threads.
 from __future__ import annotations
 
 import functools
+import types
 
 import numba
 import numpy as np
@@ -425,6 +428,8 @@ def _walk(u, pyu, ax, bx, ay, by, count, need, ux, uy, cwx, xlo, xhi, yx, yy, cw
     acc = 0
     while True:
         if kl <= kr and kl <= kd and kl <= ku:
+            if wl == 0:
+                return np.nan  # unreachable: all streams exhausted, but 1 <= k < N suffices
             acc += wl
             if acc >= target:
                 return sgn * kl
@@ -440,8 +445,6 @@ def _walk(u, pyu, ax, bx, ay, by, count, need, ux, uy, cwx, xlo, xhi, yx, yy, cw
                 return sgn * kd
             kd, wd, pd = _advance(yy, yx, cwy, ylo, yhi, yu, xu, pd, sd, ed, True, sgn)
         else:
-            if wu == 0:
-                return np.nan  # unreachable: the weights always suffice (1 <= k < N)
             acc += wu
             if acc >= target:
                 return sgn * ku
@@ -468,12 +471,10 @@ def _runs(v):
 _SECANT_MIN = 16
 
 
-@njit(cache=True, parallel=True)
-def _radius_counts(ux, uy, uw, oy, k, s, q, nchunks):
-    """rho, n_x, n_y (M,) of the distinct points ux, uy (M,) sorted by (x, y) with weights
-    uw (M,); oy (M,) their (y, x) order."""
+@njit(cache=True)
+def _layout(ux, uy, uw, oy, s, q):
+    """Search structures for :func:`_radius_chunk` (see :func:`_radius_counts`)."""
     m = ux.shape[0]
-    need = k + 1
     ry = np.empty(m, dtype=np.int64)  # y-order position of each point
     ry[oy] = np.arange(m)
     yx = ux[oy]
@@ -490,12 +491,9 @@ def _radius_counts(ux, uy, uw, oy, k, s, q, nchunks):
     prefix = np.zeros((nb + 1, nb + 1), dtype=np.int64)
     for i in range(m):
         prefix[i // s + 1, ry[i] // s + 1] += uw[i]
-    for a in prange(1, nb + 1):
-        for b in range(1, nb + 1):
-            prefix[a, b] += prefix[a, b - 1]
     for a in range(1, nb + 1):
         for b in range(1, nb + 1):
-            prefix[a, b] += prefix[a - 1, b]
+            prefix[a, b] += prefix[a - 1, b] + prefix[a, b - 1] - prefix[a - 1, b - 1]
     # Snake order: columns of q x-ranks, alternately up and down in y, so that consecutive
     # points are close and the previous radius is a good guess.
     col = np.empty(m, dtype=np.int64)
@@ -504,55 +502,85 @@ def _radius_counts(ux, uy, uw, oy, k, s, q, nchunks):
     order = _counting_order(col, (m + q - 1) // q, oy)
     for c in range(1, (m + q - 1) // q, 2):
         order[c * q : min(m, c * q + q)] = order[c * q : min(m, c * q + q)][::-1].copy()
-
     streams = (ux, uy, cwx, xlo, xhi, yx, yy, cwy, ylo, yhi)
+    return order, ry, yw, prefix, streams
+
+
+@njit(cache=True)
+def _radius_chunk(order, start, stop, need, s, ry, oy, uw, yw, prefix, streams, rho, nx, ny):
+    """rho, n_x, n_y of the points order[start:stop], one after the other (in place)."""
+    ux, uy, cwx, xlo, xhi, yx, yy, cwy, ylo, yhi = streams
+    m = ux.shape[0]
+    nb = prefix.shape[0] - 1
+    r0 = 0.0
+    slope = 0.0  # running d(count)/d(radius) for the secant step
+    hax, hbx, hay, hby = 0, m, 0, m
+    for t in range(start, stop):
+        u = order[t]
+        xu = ux[u]
+        yu = uy[u]
+        pyu = ry[u]
+        if uw[u] < need:  # else rho = 0: enough copies of u itself
+            ax = _lower(ux, xu, r0, u, hax)
+            bx = _upper(ux, xu, r0, u, hbx)
+            ay = _lower(yy, yu, r0, pyu, hay)
+            by = _upper(yy, yu, r0, pyu, hby)
+            count = _box_weight(ax, bx, ay, by, s, nb, m, ry, oy, uw, yw, prefix)
+            deficit = need - count
+            if slope > 0.0 and abs(deficit) > _SECANT_MIN:
+                r1 = max(0.0, r0 + deficit / slope)
+                if r1 < np.inf:
+                    ax1 = _lower(ux, xu, r1, u, ax)
+                    bx1 = _upper(ux, xu, r1, u, bx)
+                    ay1 = _lower(yy, yu, r1, pyu, ay)
+                    by1 = _upper(yy, yu, r1, pyu, by)
+                    c1 = _box_weight(ax1, bx1, ay1, by1, s, nb, m, ry, oy, uw, yw, prefix)
+                    if abs(need - c1) < abs(deficit):  # walk from the closer box
+                        ax, bx, ay, by, count = ax1, bx1, ay1, by1, c1
+            hax, hbx, hay, hby = ax, bx, ay, by
+            r = _walk(u, pyu, ax, bx, ay, by, count, need, *streams)
+            if r != r0 and deficit != 0:
+                step = abs(deficit) / abs(r - r0)
+                slope = step if slope == 0.0 else 0.9 * slope + 0.1 * step
+            rho[u] = r
+            r0 = r
+        # Marginal counts: the rows with |x - x_u| <= rho are a run of the x order (the last
+        # box's edges are close: gallop from them), likewise for y.
+        r = rho[u]
+        nx[u] = cwx[_upper(ux, xu, r, u, hbx)] - cwx[_lower(ux, xu, r, u, hax)]
+        ny[u] = cwy[_upper(yy, yu, r, pyu, hby)] - cwy[_lower(yy, yu, r, pyu, hay)]
+
+
+@njit(cache=True, parallel=True)
+def _radius_counts(ux, uy, uw, oy, k, s, q, nchunks):
+    """rho, n_x, n_y (M,) of the distinct points ux, uy (M,) sorted by (x, y) with weights
+    uw (M,); oy (M,) their (y, x) order. The snake order is cut into ``nchunks`` chunks
+    processed in parallel; the results do not depend on the chunking."""
+    m = ux.shape[0]
+    order, ry, yw, prefix, streams = _layout(ux, uy, uw, oy, s, q)
     rho = np.zeros(m)
     nx = np.empty(m, dtype=np.int64)
     ny = np.empty(m, dtype=np.int64)
     for c in prange(nchunks):
-        r0 = 0.0
-        slope = 0.0  # running d(count)/d(radius) for the secant step
-        hax, hbx, hay, hby = 0, m, 0, m
-        for t in range(c * m // nchunks, (c + 1) * m // nchunks):
-            u = order[t]
-            xu = ux[u]
-            yu = uy[u]
-            pyu = ry[u]
-            if uw[u] < need:  # else rho = 0: enough copies of u itself
-                ax = _lower(ux, xu, r0, u, hax)
-                bx = _upper(ux, xu, r0, u, hbx)
-                ay = _lower(yy, yu, r0, pyu, hay)
-                by = _upper(yy, yu, r0, pyu, hby)
-                count = _box_weight(ax, bx, ay, by, s, nb, m, ry, oy, uw, yw, prefix)
-                deficit = need - count
-                if slope > 0.0 and abs(deficit) > _SECANT_MIN:
-                    r1 = max(0.0, r0 + deficit / slope)
-                    if r1 < np.inf:
-                        ax1 = _lower(ux, xu, r1, u, ax)
-                        bx1 = _upper(ux, xu, r1, u, bx)
-                        ay1 = _lower(yy, yu, r1, pyu, ay)
-                        by1 = _upper(yy, yu, r1, pyu, by)
-                        c1 = _box_weight(ax1, bx1, ay1, by1, s, nb, m, ry, oy, uw, yw, prefix)
-                        if abs(need - c1) < abs(deficit):  # walk from the closer box
-                            ax, bx, ay, by, count = ax1, bx1, ay1, by1, c1
-                hax, hbx, hay, hby = ax, bx, ay, by
-                r = _walk(u, pyu, ax, bx, ay, by, count, need, *streams)
-                if r != r0 and deficit != 0:
-                    step = abs(deficit) / abs(r - r0)
-                    slope = step if slope == 0.0 else 0.9 * slope + 0.1 * step
-                rho[u] = r
-                r0 = r
-            # Marginal counts: the rows with |x - x_u| <= rho are a run of the x order (the
-            # last box's edges are close: gallop from them), likewise for y.
-            r = rho[u]
-            nx[u] = cwx[_upper(ux, xu, r, u, hbx)] - cwx[_lower(ux, xu, r, u, hax)]
-            ny[u] = cwy[_upper(yy, yu, r, pyu, hby)] - cwy[_lower(yy, yu, r, pyu, hay)]
+        start = c * m // nchunks
+        stop = (c + 1) * m // nchunks
+        _radius_chunk(order, start, stop, k + 1, s, ry, oy, uw, yw, prefix, streams, rho, nx, ny)
     return rho, nx, ny
 
 
+def _renamed(func, name: str):
+    """A copy of a Python function under another name."""
+    copy = types.FunctionType(func.__code__, func.__globals__, name, func.__defaults__)
+    copy.__qualname__ = name
+    return copy
+
+
 # The same kernel without threads: for few distinct points (discrete data) starting the
-# thread pool costs more than the whole computation.
-_radius_counts_serial = njit(cache=True)(_radius_counts.py_func)
+# thread pool costs more than the whole computation. Under its own name: numba's cache key
+# ignores the parallel flag, so one function compiled both ways shares one cache entry and
+# a later process loads whichever was saved last for both (the serial code as the threaded
+# kernel, at half the speed on 2 cores).
+_radius_counts_serial = njit(cache=True)(_renamed(_radius_counts.py_func, "_radius_counts_serial"))
 _SERIAL_BELOW = 4096
 
 
