@@ -18,9 +18,10 @@ from gridfactor.factorize.significance import (
     adjust_pvalues,
     binarize_significance,
     permutation_null,
+    resample_inputs,
 )
 from gridfactor.factorize.stability import bootstrap_stability
-from gridfactor.mi import unbiased_mi_matrix
+from gridfactor.mi import mi_matrix, unbiased_mi_matrix
 from gridfactor.parallel import ParallelConfig
 
 IN_PROCESS = ParallelConfig(workers=1)
@@ -73,7 +74,66 @@ def test_null_reproducible_and_independent_of_workers():
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, c)
     ray_null = permutation_null(targets, inputs, seed=5, parallel=ParallelConfig(workers=2), **kw)
-    np.testing.assert_allclose(ray_null, a, rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(ray_null, a)
+    # Continuous columns (> 4096 distinct points): threaded kernel in-process, one thread
+    # per Ray worker; the null must not change in the last bit.
+    t, i = _continuous(5000)
+    kw = dict(n_permutations=2, seed=5, k=50, progress=False)
+    on_ray = permutation_null(t, i, parallel=ParallelConfig(workers=2), **kw)
+    np.testing.assert_array_equal(on_ray, permutation_null(t, i, parallel=IN_PROCESS, **kw))
+
+
+def _continuous(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """targets (n, 2), inputs (n, 1): continuous, one target dependent on the input."""
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(n, 1))
+    return np.hstack([x + rng.normal(size=x.shape), rng.normal(size=x.shape)]), x
+
+
+def _per_replicate_null(targets, inputs, *, n_permutations, seed, k, scheme):
+    """The null as R separate MI-matrix passes over resampled inputs (the unbatched way)."""
+    children = np.random.SeedSequence(seed).spawn(n_permutations)
+    return np.stack(
+        [
+            mi_matrix(
+                targets, resample_inputs(inputs, c, scheme), k, parallel=IN_PROCESS, progress=False
+            )
+            for c in children
+        ]
+    )
+
+
+@pytest.mark.parametrize("scheme", ["shift", "permute"])
+def test_batched_null_equals_per_replicate_bit_for_bit(scheme):
+    # Discrete synthetic columns (serial kernel) and continuous ones with > 4096 distinct
+    # points (threaded kernel).
+    _, targets, inputs = _data("copy", steps=1000)
+    datasets = [(targets, inputs), _continuous(5000)]
+    for t, i in datasets:
+        kw = dict(n_permutations=3, seed=4, k=10, scheme=scheme)
+        batched = permutation_null(t, i, parallel=IN_PROCESS, progress=False, **kw)
+        np.testing.assert_array_equal(batched, _per_replicate_null(t, i, **kw))
+
+
+def test_shift_replicate_is_np_roll_by_the_drawn_offset():
+    """The replicate rows reproduce the earlier np.roll replicates (same seeds, same nulls)."""
+    inputs = np.arange(40.0).reshape(20, 2)
+    for child in np.random.SeedSequence(0).spawn(5):
+        shift = int(np.random.default_rng(child).integers(2, 18))  # [N/10, 9N/10)
+        expected = np.roll(inputs, shift, axis=0)
+        np.testing.assert_array_equal(resample_inputs(inputs, child, "shift"), expected)
+
+
+def test_null_cache_reused(tmp_path):
+    _, targets, inputs = _data("copy", steps=600)
+    kw = dict(n_permutations=3, seed=5, k=10, parallel=IN_PROCESS, progress=False)
+    first = permutation_null(targets, inputs, cache_dir=tmp_path, **kw)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"null_{r}.npy" for r in range(3)]
+    np.save(tmp_path / "null_1.npy", np.full(first.shape[1:], 42.0))
+    (tmp_path / "null_2.npy").unlink()
+    again = permutation_null(targets, inputs, cache_dir=tmp_path, **kw)
+    np.testing.assert_array_equal(again[[0, 2]], first[[0, 2]])  # 2 recomputed identically
+    assert np.all(again[1] == 42.0)  # 1 read back, not recomputed
 
 
 def test_min_mi_and_alpha():

@@ -7,15 +7,22 @@ are a few MB at N=100k) without object-store bookkeeping in the driver.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from gridfactor.errors import UserError
-from gridfactor.mi.ksg import check_k, mixed_ksg_mi
+from gridfactor.mi.ksg import check_k, mixed_ksg_mi_columns, prepare_column
 from gridfactor.parallel import ParallelConfig, parallel_map
 
-__all__ = ["MIResult", "mi_matrix", "shuffled_mi_matrix", "unbiased_mi_matrix"]
+__all__ = [
+    "MIResult",
+    "mi_matrix",
+    "mi_matrix_replicates",
+    "shuffled_mi_matrix",
+    "unbiased_mi_matrix",
+]
 
 
 @dataclass
@@ -63,34 +70,52 @@ def _validate(
     return targets, inputs, k, pairs
 
 
-def _chunk_task(item: tuple) -> list[float]:
-    """Ray/in-process task: MI of each (target column, input column) pair of a chunk."""
-    t_cols, i_cols, t_idx, i_idx, k, single_thread = item
+def _chunk_task(item: tuple) -> np.ndarray:
+    """Ray/in-process task: MI of each (target column, input column) pair of a chunk for each
+    replicate, (P_chunk, R). Each column is prepared (sorted) once for all its pairs and
+    replicates; a replicate only reorders the input columns' ranks."""
+    t_cols, i_cols, t_idx, i_idx, k, rows, n_replicates, single_thread = item
     if single_thread:
         # One task per CPU already: numba threads would only oversubscribe the cores.
         import numba
 
         numba.set_num_threads(1)
-    return [mixed_ksg_mi(t_cols[:, a], i_cols[:, b], k) for a, b in zip(t_idx, i_idx, strict=True)]
+    xs = [prepare_column(t_cols[:, a]) for a in range(t_cols.shape[1])]
+    ys = [prepare_column(i_cols[:, b]) for b in range(i_cols.shape[1])]
+    out = np.empty((len(t_idx), n_replicates))
+    for r in range(n_replicates):
+        order = None if rows is None else rows(r)
+        ys_r = ys if order is None else [c.reordered(order) for c in ys]
+        for p, (a, b) in enumerate(zip(t_idx, i_idx, strict=True)):
+            out[p, r] = mixed_ksg_mi_columns(xs[a], ys_r[b], k)
+    return out
 
 
-def mi_matrix(
+def mi_matrix_replicates(
     targets: np.ndarray,
     inputs: np.ndarray,
+    rows: Callable[[int], np.ndarray] | None,
+    n_replicates: int,
     k: int | None = None,
     pairs: np.ndarray | None = None,
     parallel: ParallelConfig = ParallelConfig(),
     progress: bool = True,
+    desc: str = "MI pairs",
 ) -> np.ndarray:
-    """MI (nats) of every (target, input) column pair.
+    """MI of every (target, input) pair with the input rows reordered, for R reorderings.
 
-    targets: (N, n_t), inputs: (N, n_i); pairs: optional bool (n_t, n_i) mask of the pairs to
-    compute (others are 0.0). Returns (n_t, n_i) float64. Same values whatever ``parallel``.
+    ``rows(r)`` (picklable, e.g. a ``functools.partial`` of a module-level function) gives
+    replicate r's row order (N,) and None means the rows as they are; then ``out[r]`` equals
+    ``mi_matrix(targets, inputs[rows(r)], k, pairs)`` bit for bit. Each task computes all R
+    replicates of its pairs, so the sorted marginals are shared across replicates (a
+    reordering of rows leaves both marginals unchanged) and there is one pass over the pairs
+    instead of R. targets: (N, n_t), inputs: (N, n_i). Returns (R, n_t, n_i) float64, 0.0
+    for pairs left out by ``pairs``; the same values whatever ``parallel``.
     """
     targets, inputs, k, pairs = _validate(targets, inputs, k, pairs)
-    out = np.zeros(pairs.shape, dtype=np.float64)
+    out = np.zeros((n_replicates, *pairs.shape), dtype=np.float64)
     todo = np.argwhere(pairs)  # (P, 2), row-major: pairs sharing a target are adjacent
-    if len(todo) == 0:
+    if len(todo) == 0 or n_replicates == 0:
         return out
     in_process = parallel.in_process
     if in_process:
@@ -112,16 +137,34 @@ def mi_matrix(
                 t_idx.ravel(),
                 i_idx.ravel(),
                 k,
+                rows,
+                n_replicates,
                 not in_process,
             )
         )
 
-    def store(index: int, values: list[float]) -> None:
-        rows = chunks[index]
-        out[rows[:, 0], rows[:, 1]] = values
+    def store(index: int, values: np.ndarray) -> None:
+        chunk = chunks[index]
+        out[:, chunk[:, 0], chunk[:, 1]] = values.T
 
-    parallel_map(_chunk_task, items, parallel, desc="MI pairs", progress=progress, on_result=store)
+    parallel_map(_chunk_task, items, parallel, desc=desc, progress=progress, on_result=store)
     return out
+
+
+def mi_matrix(
+    targets: np.ndarray,
+    inputs: np.ndarray,
+    k: int | None = None,
+    pairs: np.ndarray | None = None,
+    parallel: ParallelConfig = ParallelConfig(),
+    progress: bool = True,
+) -> np.ndarray:
+    """MI (nats) of every (target, input) column pair.
+
+    targets: (N, n_t), inputs: (N, n_i); pairs: optional bool (n_t, n_i) mask of the pairs to
+    compute (others are 0.0). Returns (n_t, n_i) float64. Same values whatever ``parallel``.
+    """
+    return mi_matrix_replicates(targets, inputs, None, 1, k, pairs, parallel, progress)[0]
 
 
 def shuffled_mi_matrix(
