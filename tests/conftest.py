@@ -44,3 +44,13 @@ def assert_user_error(proc, *fragments: str) -> None:
 @pytest.fixture
 def cli():
     return run_cli
+
+
+def stamps(paths) -> dict[str, tuple[int, int]]:
+    """(inode, mtime in ns) of each file: a file rewritten, even with the same bytes, gets
+    another inode (every output goes through a temp file + rename) and a new mtime."""
+    out = {}
+    for path in paths:
+        info = Path(path).stat()
+        out[str(path)] = (info.st_ino, info.st_mtime_ns)
+    return out
