@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import faulthandler
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -44,3 +47,49 @@ def assert_user_error(proc, *fragments: str) -> None:
 @pytest.fixture
 def cli():
     return run_cli
+
+
+def stamps(paths) -> dict[str, tuple[int, int]]:
+    """(inode, mtime in ns) of each file: a file rewritten, even with the same bytes, gets
+    another inode (every output goes through a temp file + rename) and a new mtime."""
+    out = {}
+    for path in paths:
+        info = Path(path).stat()
+        out[str(path)] = (info.st_ino, info.st_mtime_ns)
+    return out
+
+
+class TestTimeout(BaseException):
+    """Raised in the main thread by :func:`fail_after` (a BaseException, so a library's
+    ``except Exception`` cannot swallow it)."""
+
+    __test__ = False  # not a test class
+
+
+@contextlib.contextmanager
+def fail_after(seconds: int, grace: int = 60):
+    """A hang becomes a failure.
+
+    After ``seconds``, SIGALRM raises :class:`TestTimeout` in the main thread: the test fails.
+    A wait inside Ray's C++ code (``ray.get``) runs Python signal handlers but lets only
+    KeyboardInterrupt out (any other exception wedges it), so there the handler raises
+    KeyboardInterrupt: pytest stops the session and shows where it hung. If the main thread
+    never returns to Python at all, faulthandler dumps every thread's stack and exits the
+    process ``grace`` s later.
+    """
+
+    def on_alarm(signum, frame):
+        message = f"still running after {seconds} s: a hang?"
+        if frame is not None and f"{os.sep}ray{os.sep}" in frame.f_code.co_filename:
+            raise KeyboardInterrupt(message)
+        raise TestTimeout(message)
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.alarm(seconds)
+    faulthandler.dump_traceback_later(seconds + grace, exit=True)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        faulthandler.cancel_dump_traceback_later()
+        signal.signal(signal.SIGALRM, previous)

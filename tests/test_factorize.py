@@ -10,7 +10,14 @@ from gridfactor.factorize import (
     binarize_quantile,
     clusters_from_adjacency,
 )
-from gridfactor.factorize.pipeline import factorize_matrix
+from gridfactor.factorize.pipeline import (
+    ThresholdRule,
+    ZoneRule,
+    adjacency_factorization,
+    threshold_adjacency,
+    zone_factorization,
+)
+from gridfactor.mi import MIResult
 
 
 def test_components_of_bipartite_graph_are_ordered_blocks():
@@ -38,18 +45,48 @@ def test_quantile_binarization_keeps_top_of_each_column():
         binarize_quantile(matrix, 1.5)
 
 
-def test_block_diagonal_matrix_is_recovered_and_reordered():
+def test_commands_path_splits_a_bridge_that_merges_components():
+    """threshold_adjacency -> zone_factorization, the path `factorize-data` and `synthetic`
+    take: two blocks joined by one weaker bridge edge are one connected component (the
+    seed's clusters) but two zones; a target and an input without any kept edge stay
+    singletons."""
     rng = np.random.default_rng(0)
-    matrix = rng.uniform(0, 0.01, (6, 6))
+    unbiased = np.zeros((7, 7))  # exact zeros off the blocks: the quantile keeps what is > 0
     blocks = [([0, 3, 5], [1, 2]), ([1, 2, 4], [0, 3, 4, 5])]
     for rows, cols in blocks:
-        matrix[np.ix_(rows, cols)] += 1.0
-    names_t = [f"t{i}" for i in range(6)]
-    names_i = [f"x{j}" for j in range(6)]
-    factorization, _ = factorize_matrix(matrix, names_t, names_i, quantile=0.4)
-    assert [(list(c.targets), list(c.inputs)) for c in factorization.clusters] == blocks
-    rows, cols = factorization.block_order()
-    assert rows == [0, 3, 5, 1, 2, 4] and cols == [1, 2, 0, 3, 4, 5]
+        unbiased[np.ix_(rows, cols)] = rng.uniform(0.8, 1.2, (len(rows), len(cols)))
+    unbiased[0, 0] = 0.3  # the bridge: target 0 (first block) <- input 0 (second block)
+    # target 6 and input 6 have no MI at all
+    shuffled = rng.uniform(0.0, 0.1, unbiased.shape)  # the rule must read the unbiased MI
+    mi = MIResult(mi=unbiased + shuffled, shuffled=shuffled, unbiased=unbiased)
+    names_t, names_i = [f"t{i}" for i in range(7)], [f"x{j}" for j in range(7)]
+    adjacency, extras = threshold_adjacency(
+        ThresholdRule("quantile", quantile=0.4), None, None, mi, seed=0
+    )
+    assert extras == {}
+    np.testing.assert_array_equal(adjacency, unbiased > 0)
+
+    components = adjacency_factorization(adjacency, names_t, names_i, {"threshold": "quantile"})
+    assert components.clusters == [
+        Cluster((0, 1, 2, 3, 4, 5), (0, 1, 2, 3, 4, 5)),
+        Cluster((6,), ()),
+        Cluster((), (6,)),
+    ]
+    same = zone_factorization(unbiased, adjacency, names_t, names_i, ZoneRule("components"))
+    assert same.clusters == components.clusters and same.meta["partition"] == "components"
+
+    zones = zone_factorization(
+        unbiased, adjacency, names_t, names_i, ZoneRule("spectral"), meta={"seed": 0}
+    )
+    assert [(list(c.targets), list(c.inputs)) for c in zones.clusters] == [
+        *blocks,
+        ([6], []),
+        ([], [6]),
+    ]
+    assert zones.meta["zones"]["n_zones"] == 2 and zones.meta["partition"] == "spectral"
+    assert zones.meta["seed"] == 0
+    rows, cols = zones.block_order()
+    assert rows == [0, 3, 5, 1, 2, 4, 6] and cols == [1, 2, 0, 3, 4, 5, 6]
 
 
 def test_json_round_trip_and_validation(tmp_path):

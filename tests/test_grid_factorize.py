@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import warnings
@@ -14,6 +15,7 @@ from typer.testing import CliRunner
 
 from gridfactor.cli.main import _register_commands, app
 from gridfactor.factorize.structure import Factorization
+from tests.conftest import stamps
 
 warnings.filterwarnings("ignore")
 _register_commands()
@@ -95,13 +97,31 @@ def test_factorize_cli_end_to_end(tmp_path, env, n_line, n_sub):
     for png in ("mi_heatmap.png", "binarized.png", "blocks.png", "grid_clusters.png"):
         assert (out / png).stat().st_size > 1000
     assert (out / "zones_curve.png").stat().st_size > 1000
-    # same command again: reuses everything, same result
+    # same command again: reuses everything (the collected parts and dataset, each
+    # substation's MI columns and null are loaded, none recomputed), same result
+    finished = finished_work(out)
+    assert len(finished) == 2 * len(selected) + 1  # a part and an MI part per substation
+    before, matrices = stamps(finished), {n: (out / n).read_bytes() for n in ("mi.npy",)}
+
+    def computed(output: str) -> set[str]:  # printed before each substation's MI
+        return set(re.findall(r"MI for (sub_\d+) \(", output))
+
+    assert computed(result.output) == {f"sub_{s}" for s in selected}
     again = _factorize(env, out)
+    assert stamps(finished) == before and computed(again.output) == set()
+    assert {n: (out / n).read_bytes() for n in matrices} == matrices
 
     def clusters(output: str) -> list[str]:
         return [line for line in output.splitlines() if line.startswith(("  cluster ", "  zone "))]
 
     assert clusters(result.output) and clusters(again.output) == clusters(result.output)
+
+
+def finished_work(out: Path) -> list[Path]:
+    """What a re-run must load rather than recompute: the dataset, its collection parts and
+    the per-substation MI parts."""
+    parts = sorted((out / "parts").glob("*.npz")) + sorted((out / "mi_parts").glob("*.npz"))
+    return [out / "dataset.parquet", *parts]
 
 
 def test_partition_components_is_the_earlier_rule(tmp_path):
@@ -146,10 +166,14 @@ def test_substation_with_too_few_rows_gets_no_edges_not_a_crash(tmp_path):
     assert fact.meta["zones"]["unmeasured_substation_zones"] == {
         str(s): int(labels[s]) for s in unmeasured
     }
-    # a re-run reuses the saved columns (including the unmeasured flag): same bytes
+    # a re-run reuses the saved columns (including the unmeasured flag): same bytes, the
+    # MI parts loaded, not recomputed
     before = (out / "factorization.json").read_bytes()
+    finished = finished_work(out)
+    saved = stamps(finished)
     rerun = subprocess.run([str(GRIDFACTOR), *args], capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0 and (out / "factorization.json").read_bytes() == before
+    assert stamps(finished) == saved
 
 
 def test_unknown_env_is_one_line_exit_2(tmp_path):

@@ -11,7 +11,8 @@ from gridfactor.envs.synthetic import (
     random_unequal_blocks,
 )
 from gridfactor.errors import UserError
-from tests.conftest import assert_user_error
+from gridfactor.factorize.run import MI_FILES
+from tests.conftest import assert_user_error, stamps
 
 
 @pytest.mark.parametrize("cls", [CopyMDP, FactoredMDP])
@@ -92,7 +93,16 @@ def test_synthetic_command_recovers_seed_case(cli, tmp_path):
             "transitions.npz",
         ):
             assert (out / generator / name).is_file(), name
-    # Same command again: reuses the finished run (resume), same table.
+    # Same command again: reuses the finished run (resume): the rollouts, MI matrices and
+    # permutation nulls are loaded, not recomputed (same files, untouched); same table.
+    finished = [
+        out / generator / name
+        for generator in ("copy", "factored")
+        for name in ("transitions.npz", *MI_FILES)
+    ]
+    nulls = sorted(out.glob("*/null/null_*.npy"))
+    assert len(nulls) == 2 * 10, nulls  # --n-permutations 10 per generator
+    before = stamps(finished + nulls)
     cli(
         "synthetic",
         "--out",
@@ -107,6 +117,7 @@ def test_synthetic_command_recovers_seed_case(cli, tmp_path):
         "1",
     )
     pd.testing.assert_frame_equal(pd.read_csv(out / "recovery.csv"), table)
+    assert stamps(finished + nulls) == before
     # A different config in the same directory is refused, one line.
     assert_user_error(
         cli("synthetic", "--out", str(out), "--steps", "1000", check=False), "different config"

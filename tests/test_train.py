@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import warnings
 
@@ -10,8 +11,10 @@ import pandas as pd
 import pytest
 from grid2op.Action import BaseAction
 
+import gridfactor.train.run as train_run
 from gridfactor.errors import UserError
-from gridfactor.train.run import TrainConfig, make_split, train
+from gridfactor.train.run import TrainConfig, make_split, metrics_row, train
+from tests.conftest import fail_after
 
 ENV = "rte_case14_realistic"
 TINY = dict(
@@ -23,6 +26,69 @@ TINY = dict(
     hidden=(32,),
     checkpoint_every=1,
 )
+
+
+# A hang (RLlib waiting on a dead env runner, Ray on a lost worker) fails the test instead of
+# blocking CI: the slowest test here takes ~2 min on a loaded 2-core machine.
+TRAIN_TIMEOUT_S = 900
+
+
+@pytest.fixture(autouse=True)
+def _timeout():
+    with fail_after(TRAIN_TIMEOUT_S):
+        yield
+
+
+@pytest.fixture
+def rllib_results(monkeypatch):
+    """Every real ``algo.train()`` result the training loop turns into a metrics row."""
+    results: list[dict] = []
+
+    def recording(result, *args, **kwargs):
+        results.append(copy.deepcopy(result))
+        return metrics_row(result, *args, **kwargs)
+
+    monkeypatch.setattr(train_run, "metrics_row", recording)
+    return results
+
+
+def check_metrics(run_dir, results, agents, batch):
+    """metrics.csv agrees with RLlib's own counters and with the checkpoint's state."""
+    metrics = pd.read_csv(run_dir / "metrics.csv")
+    new = metrics.tail(len(results)).reset_index(drop=True)
+    for (_, row), result in zip(new.iterrows(), results, strict=True):
+        runners = result["env_runners"]
+        # one decision = one RLlib env step; PPO samples exactly one batch per iteration
+        assert row["decisions"] == runners["num_env_steps_sampled"] == batch
+        # per agent: RLlib's agent steps (an agent waiting for its turn gets its last
+        # observation when the episode ends, one agent step more than its decisions)
+        steps = runners["num_agent_steps_sampled"]
+        assert [row[f"decisions/{a}"] for a in agents] == [steps.get(a, 0) for a in agents]
+        assert sum(steps.values()) >= row["decisions"]
+        # RLlib's lifetime counter (restored from the checkpoint on resume) is our running total
+        assert row["decisions_total"] == runners["num_env_steps_sampled_lifetime"]
+    assert (metrics["decisions_total"] == metrics["decisions"].cumsum()).all()
+    assert (metrics["grid2op_steps_total"] == metrics["grid2op_steps"].cumsum()).all()
+    # the high-level rule plays the safe steps itself: many more grid2op steps than decisions
+    assert (metrics["grid2op_steps"] > metrics["decisions"]).all()
+    assert (metrics["episodes"] > 0).all()
+    assert metrics["survival_steps_mean"].between(1, TINY["episode_steps"]).all()
+    # a policy that got samples was trained: finite loss and entropy
+    sampled = 0
+    for aid in agents:
+        got = metrics[f"decisions/{aid}"] > 0
+        sampled += got.sum()
+        assert np.isfinite(metrics.loc[got, [f"policy_loss/{aid}", f"entropy/{aid}"]]).all().all()
+    assert sampled > 0
+    last = metrics.iloc[-1]
+    for state in (
+        json.loads((run_dir / "checkpoints" / "latest.json").read_text()),
+        json.loads((run_dir / "checkpoints" / "final" / train_run.STATE_FILE).read_text()),
+    ):
+        assert state["iteration"] == last["iteration"] and state["agents"] == agents
+        assert state["decisions"] == last["decisions_total"]
+        assert state["grid2op_steps"] == last["grid2op_steps_total"]
+    return metrics
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +136,7 @@ def test_bad_inputs(tmp_path, fact_path):
     assert not (tmp_path / "config.json").exists()  # nothing written on bad input
 
 
-def test_train_distributed_resume_and_act(tmp_path, fact_path, ray_session):
+def test_train_distributed_resume_and_act(tmp_path, fact_path, ray_session, rllib_results):
     from gridfactor.envs.decision import make_grid2op_env
     from gridfactor.train.policy import load_trained_agent
 
@@ -86,11 +152,19 @@ def test_train_distributed_resume_and_act(tmp_path, fact_path, ray_session):
     ):
         assert (run_dir / name).is_file(), name
     assert (run_dir / "checkpoints" / "final" / "learner_group").is_dir()
-    metrics = pd.read_csv(run_dir / "metrics.csv")
-    assert len(metrics) == 1
-    assert metrics["decisions_total"].iloc[0] >= 100
-    assert metrics["grid2op_steps"].iloc[0] >= metrics["decisions"].iloc[0]
+    agents = ["cluster_0", "cluster_1", "cluster_2"]
+    metrics = check_metrics(run_dir, rllib_results, agents, TINY["train_batch_size"])
+    assert list(metrics["iteration"]) == [1]
     assert list(run_dir.glob("tb/events.*"))
+
+    # a missing RLlib counter is an error, not a budget that never advances
+    result = copy.deepcopy(rllib_results[0])
+    totals = {"decisions": 0.0, "grid2op_steps": 0.0, "time_s": 0.0}
+    assert metrics_row(result, 1, agents, 1.0, dict(totals))["decisions"] == 100
+    del result["env_runners"]["num_env_steps_sampled"]
+    with pytest.raises(RuntimeError, match="no env_runners/num_env_steps_sampled"):
+        metrics_row(result, 1, agents, 1.0, dict(totals))
+    rllib_results.clear()
 
     # resume restores the weights: re-run at the same budget (no training left), the final
     # checkpoint then holds the restored weights, whose logits equal the original ones
@@ -110,18 +184,18 @@ def test_train_distributed_resume_and_act(tmp_path, fact_path, ray_session):
     assert before.keys() == after.keys()
     for aid in before:
         np.testing.assert_array_equal(before[aid], after[aid])
-    assert len(pd.read_csv(run_dir / "metrics.csv")) == 1  # nothing was trained again
+    assert rllib_results == []  # nothing was trained again
+    pd.testing.assert_frame_equal(pd.read_csv(run_dir / "metrics.csv"), metrics)
 
     # resume continues from the checkpoint: one more iteration to the larger budget
     cfg2 = TrainConfig(
         factorization_path=str(fact_path), timesteps=200, out=str(out), resume=True, **TINY
     )
     train(cfg2)
-    metrics = pd.read_csv(run_dir / "metrics.csv")
-    assert list(metrics["iteration"]) == [1, 2]
-    assert metrics["decisions_total"].iloc[1] >= 200
-    state = json.loads((run_dir / "checkpoints" / "latest.json").read_text())
-    assert state["iteration"] == 2
+    assert len(rllib_results) == 1  # one iteration, from the restored counters
+    resumed = check_metrics(run_dir, rllib_results, agents, TINY["train_batch_size"])
+    assert list(resumed["iteration"]) == [1, 2]
+    pd.testing.assert_frame_equal(resumed.iloc[:1], metrics)  # the first row kept as it was
 
     # another factorization cannot resume this run
     other = json.loads(fact_path.read_text())
@@ -164,12 +238,12 @@ def test_train_distributed_resume_and_act(tmp_path, fact_path, ray_session):
     env.close()
 
 
-def test_train_centralized(tmp_path, ray_session):
+def test_train_centralized(tmp_path, ray_session, rllib_results):
     from gridfactor.train.policy import load_trained_agent
 
     run_dir = train(TrainConfig(centralized=True, timesteps=100, out=str(tmp_path), **TINY))
-    metrics = pd.read_csv(run_dir / "metrics.csv")
-    assert len(metrics) == 1 and np.isfinite(metrics["survival_steps_mean"].iloc[0])
+    metrics = check_metrics(run_dir, rllib_results, ["cluster_0"], TINY["train_batch_size"])
+    assert len(metrics) == 1
     agent = load_trained_agent(run_dir)
     assert agent.name == "centralized"
     assert list(agent.modules) == ["cluster_0"]

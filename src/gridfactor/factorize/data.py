@@ -46,10 +46,6 @@ class Transitions:
     def input_names(self) -> list[str]:
         return [f"s_{n}" for n in self.state_names] + [f"a_{n}" for n in self.action_names]
 
-    def to_frame(self) -> pd.DataFrame:
-        data = np.concatenate([self.states, self.actions, self.next_states], axis=1)
-        return pd.DataFrame(data, columns=self.input_names + self.target_names)
-
 
 def _read_table(path: Path) -> pd.DataFrame:
     if not path.is_file():

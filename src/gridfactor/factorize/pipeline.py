@@ -148,27 +148,6 @@ def zone_factorization(
     return Factorization(list(target_names), list(input_names), clusters, meta)
 
 
-def factorize_matrix(
-    matrix: np.ndarray,
-    target_names: Sequence[str],
-    input_names: Sequence[str],
-    *,
-    quantile: float = 0.7,
-    meta: dict[str, Any] | None = None,
-) -> tuple[Factorization, np.ndarray]:
-    """Binarize ``matrix`` (n_targets, n_inputs) per column at ``quantile`` and cluster.
-
-    Returns the factorization and the (n_targets, n_inputs) bool adjacency it came from.
-    """
-    adjacency = binarize_quantile(matrix, quantile)
-    return adjacency_factorization(
-        adjacency,
-        target_names,
-        input_names,
-        {"threshold": "quantile", "quantile": quantile, **(meta or {})},
-    ), adjacency
-
-
 def adjacency_factorization(
     adjacency: np.ndarray,
     target_names: Sequence[str],
