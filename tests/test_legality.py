@@ -248,6 +248,7 @@ def test_every_baseline_declares_the_action_types_it_plays():
     from gridfactor.evaluate import BASELINES
 
     assert set(BASELINES) <= set(AGENT_ACTION_TYPES)
-    check_agents_support("l2rpn_case14_sandbox", list(BASELINES), "gridfactor evaluate", trained=True)
+    command = "gridfactor evaluate"
+    check_agents_support("l2rpn_case14_sandbox", list(BASELINES), command, trained=True)
     with pytest.raises(UserError, match="expert-zone"):
-        check_agents_support("educ_case14_redisp", ["do-nothing", "expert-zone"], "gridfactor evaluate")
+        check_agents_support("educ_case14_redisp", ["do-nothing", "expert-zone"], command)
