@@ -116,6 +116,9 @@ def main() -> None:
     parser.add_argument("--grids", nargs="+", default=list(GRIDS), choices=list(GRIDS))
     parser.add_argument("--workers", type=int, default=None)
     parser.add_argument("--out", default="runs/bench-zones")
+    parser.add_argument(
+        "--n-seeds", type=int, default=None, help="only the first N seeds of each grid"
+    )
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     print(f"load average at start: {os.getloadavg()}", flush=True)
@@ -126,7 +129,7 @@ def main() -> None:
     for grid in args.grids:
         env_name, settings, seeds = GRIDS[grid]
         env = make_env(env_name)
-        for seed in seeds:
+        for seed in seeds[: args.n_seeds]:
             tic = time.perf_counter()
             config = GridFactorizeConfig(
                 env_name=env_name, seed=seed, threshold="quantile", **settings

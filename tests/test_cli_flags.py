@@ -108,6 +108,7 @@ def trained_run(tmp_path_factory) -> Path:
     return run
 
 
+@pytest.mark.slow  # CI budget: the long variant of a path CI runs elsewhere
 def test_evaluate_run_at_the_checkpoint_asked_for(trained_run, tmp_path):
     from gridfactor.train.policy import load_trained_agent
 

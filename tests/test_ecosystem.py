@@ -45,6 +45,7 @@ def test_load_agent_baselines_and_bad_names() -> None:
     env.close()
 
 
+@pytest.mark.slow  # CI budget: the long variant of a path CI runs elsewhere
 def test_evaluate_score_and_episodes(tmp_path: Path) -> None:
     """--score l2rpn2020 --save-episodes on two scenarios of one chronic: grid2op's Runner
     (the agents as BaseAgents, inside the scorer) plays exactly what gridfactor's loop played,

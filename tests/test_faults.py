@@ -25,6 +25,8 @@ from gridfactor.parallel import ParallelConfig
 from tests.conftest import run_cli
 
 T = TypeVar("T")
+# Where the SIGKILL tests kill: set GRIDFACTOR_KILL_SEED to replay another point.
+KILL_SEED = int(os.environ.get("GRIDFACTOR_KILL_SEED", "0"))
 
 
 def _ppid(pid: int) -> int:
@@ -113,6 +115,7 @@ def test_worker_killed_during_mi_is_retried_same_result():
     np.testing.assert_array_equal(on_ray, mi(1))
 
 
+@pytest.mark.slow  # CI budget: the long variant of a path CI runs elsewhere
 def test_worker_killed_during_collection_is_retried_same_dataset(tmp_path):
     """SIGKILL a Ray worker in the middle of a collection chunk: Ray retries the chunk, the
     dataset is byte-identical to an in-process run."""
@@ -156,8 +159,9 @@ COLLECT = [
 ]
 
 
-# --workers 1 (in-process) is covered in CI by the collect test below
-@pytest.mark.parametrize("workers", [pytest.param("1", marks=pytest.mark.slow), "2"])
+# CI budget: CI runs the SIGKILL + resume path with the collect test below
+@pytest.mark.slow
+@pytest.mark.parametrize("workers", ["1", "2"])
 def test_factorize_sigkilled_then_rerun_equals_uninterrupted(tmp_path, workers):
     """`gridfactor factorize` SIGKILLed mid-collection, re-run as is: the same dataset (no
     lost, no duplicated episode), the same MI matrices and factorization."""
@@ -170,7 +174,7 @@ def test_factorize_sigkilled_then_rerun_equals_uninterrupted(tmp_path, workers):
         start_new_session=True,
         env={**os.environ, "PYTHONWARNINGS": "ignore"},
     )
-    rng = np.random.default_rng()
+    rng = np.random.default_rng(KILL_SEED)  # seeded: a failure can be replayed
     n_parts = int(rng.integers(1, 8))  # kill at a random point of the collection
     parts = out / "parts"
     killed = _kill_group_when(proc, lambda: len(list(parts.glob("*.npz"))) >= n_parts)
@@ -200,7 +204,8 @@ def test_collect_sigkilled_at_a_random_point_then_rerun_is_bit_identical(tmp_pat
         start_new_session=True,
         env={**os.environ, "PYTHONWARNINGS": "ignore"},
     )
-    kill_after = int(np.random.default_rng().integers(1, 7))  # of the 7 part files
+    # of the 7 part files; seeded (GRIDFACTOR_KILL_SEED) so that a failure can be replayed
+    kill_after = int(np.random.default_rng(KILL_SEED).integers(1, 7))
     parts = out / "parts"
     killed = _kill_group_when(proc, lambda: len(list(parts.glob("*.npz"))) >= kill_after)
     assert killed, "the run finished before it could be killed"

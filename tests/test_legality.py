@@ -89,9 +89,10 @@ def test_which_test_envs_support_topology():
         check_action_support("no_such_env", TOPOLOGY, "gridfactor collect")
 
 
-def test_counters_under_a_substation_cooldown_are_exact(tmp_path):
-    """NB_TIMESTEP_COOLDOWN_SUB = 2 and an action at every step: grid2op must refuse the two
-    steps after each legal action, so exactly the steps 0, 3, 6, ... of an episode are legal.
+def test_collection_waits_while_its_substation_cools_down(tmp_path):
+    """NB_TIMESTEP_COOLDOWN_SUB = 2 and an action drawn at every step: grid2op would refuse
+    the two steps after each legal action, so the collector waits (plays do-nothing) on
+    them: exactly the steps 0, 3, 6, ... of an episode act, and none is refused.
     NO_OVERFLOW_DISCONNECTION keeps lines from tripping (a tripped line would add
     reconnection refusals the rule below does not model). Expected counts are computed from
     that rule and the dataset alone, not from grid2op's step info as the collector does."""
@@ -112,6 +113,9 @@ def test_counters_under_a_substation_cooldown_are_exact(tmp_path):
     ends = frame[frame["done"] & ~frame["blackout"]]
     lengths = np.array(sidecar["chronic_lengths"])[ends["chronic"]]
     assert (ends["init_ts"] + ends["step"] == lengths - 1).all()
+    cooling = frame["step"].mod(3).gt(0)
+    assert (frame.loc[cooling, "action"] == -1).all()  # waited
+    assert (frame.loc[~cooling, "action"] >= 0).all()  # acted
 
     env = make_env(env_name)
     expected = {}
@@ -125,8 +129,8 @@ def test_counters_under_a_substation_cooldown_are_exact(tmp_path):
             configuration = all_on_bus_1
             for row in episode.itertuples():
                 if row.step % 3:
-                    counts["illegal"] += 1
-                elif row.blackout:
+                    continue
+                if row.blackout:
                     counts["game_over"] += 1
                 elif row.action == configuration:
                     counts["no_change"] += 1
@@ -143,29 +147,46 @@ def test_counters_under_a_substation_cooldown_are_exact(tmp_path):
     }
     assert got == expected
     for row in effects["per_substation"].values():
-        assert row["actions"] == len(frame[frame["substation"] == row["sub_id"]])
-        assert row["refused"] == row["illegal"]  # nothing else was refused
-        assert row["ambiguous"] == row["illegal_reconnection"] == row["empty"] == 0
-        (reason,) = row["reasons"].items()
-        assert reason[0] == "illegal:IllegalAction" and reason[1]["count"] == row["illegal"]
-        assert f"Substation with ids [{row['sub_id']}]" in reason[1]["example"]
-        assert "cooldown" in reason[1]["example"]
+        acted = frame[(frame["substation"] == row["sub_id"]) & ~cooling]
+        assert row["actions"] == len(acted) and row["refused"] == 0
     assert sum(c["no_change"] for c in expected.values()) > 0  # every kind was exercised
     assert sum(c["game_over"] for c in expected.values()) > 0
+    assert describe_action_effects(sidecar)[0].startswith("action legality: all ")
+
+
+def test_counters_when_a_rule_refuses_every_action_are_exact(tmp_path):
+    """MAX_SUB_CHANGED = 0: grid2op refuses every topology action (a rule the observation
+    does not announce, unlike a cooldown): each one is counted illegal, with grid2op's
+    message, and the console names the cause per substation."""
+    env_name = _sandbox_with(tmp_path, "sandbox_maxsub0", MAX_SUB_CHANGED=0)
+    config = CollectConfig(
+        env_name=env_name, n_episodes=3, max_steps=6, min_elements=6, seed=0, chunk_size=4
+    )
+    out = tmp_path / "run"
+    collect(config, out, parallel=IN_PROCESS, progress=False)
+    frame = pd.read_parquet(out / "dataset.parquet")
+    sidecar = json.loads((out / "dataset.json").read_text())
+    effects = sidecar["action_effects"]
+    for row in effects["per_substation"].values():
+        rows = frame[frame["substation"] == row["sub_id"]]
+        assert row["actions"] == row["illegal"] == row["refused"] == len(rows) > 0
+        assert row["changed"] == row["no_change"] == row["game_over"] == 0
+        (reason,) = row["reasons"].items()
+        assert reason[0] == "illegal:IllegalAction" and reason[1]["count"] == row["illegal"]
+        assert "More than 0 substation affected" in reason[1]["example"]
     total = effects["total"]
-    assert total["actions"] == len(frame) and total["illegal"] == frame["step"].mod(3).gt(0).sum()
-    # the console: one line per substation with refusals, naming the cause
+    assert total["actions"] == total["illegal"] == len(frame)
     lines_out = describe_action_effects(sidecar)
-    assert len(lines_out) == 1 + len(expected)
+    assert len(lines_out) == 1 + len(effects["per_substation"])
     assert f"refused {total['refused']} of {total['actions']}" in lines_out[0]
-    assert all(" illegal (IllegalAction: Substation with ids [" in x for x in lines_out[1:])
+    assert all(" illegal (IllegalAction: More than 0 substation" in x for x in lines_out[1:])
 
 
 def test_factorize_refuses_when_grid2op_refused_the_actions(tmp_path):
     """The CLI: collection runs, then one error line naming the substation and the cause."""
     from tests.test_bad_inputs import run_main
 
-    env_name = _sandbox_with(tmp_path, "sandbox_cooldown1000", NB_TIMESTEP_COOLDOWN_SUB=1000)
+    env_name = _sandbox_with(tmp_path, "sandbox_maxsub0", MAX_SUB_CHANGED=0)
     out = tmp_path / "run"
     proc = run_main(
         "factorize",
@@ -177,13 +198,12 @@ def test_factorize_refuses_when_grid2op_refused_the_actions(tmp_path):
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1, proc.stderr
     assert "random topology actions on sub_" in errors[0]
-    assert "Substation with ids" in errors[0] and "cooldown of" in errors[0]
-    assert "NB_TIMESTEP_COOLDOWN_SUB" in errors[0]
+    assert "More than 0 substation affected" in errors[0] and "Relax the env's rule" in errors[0]
     assert not (out / "factorization.json").exists() and not (out / "mi.npy").exists()
-    # every action after an episode's first was refused
+    # every action was refused
     sidecar = json.loads((out / "dataset.json").read_text())
     frame = pd.read_parquet(out / "dataset.parquet")
-    assert sidecar["action_effects"]["total"]["illegal"] == int((frame["step"] > 0).sum())
+    assert sidecar["action_effects"]["total"]["illegal"] == len(frame)
 
 
 def test_env_without_set_bus_gives_empty_actions_and_is_refused(tmp_path):

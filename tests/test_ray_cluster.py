@@ -213,6 +213,7 @@ def test_synthetic_on_cluster_equals_in_process(cluster, tmp_path):
     assert nodes_that_ran(cluster, "_chunk_task") == {0, 1}
 
 
+@pytest.mark.slow  # CI budget: the long variant of a path CI runs elsewhere
 def test_factorize_grid_on_cluster_equals_in_process(cluster, tmp_path):
     """`gridfactor factorize` (collection + MI) on the cluster: same dataset and matrices."""
     args = ["factorize", "--n-episodes", "4", "--max-steps", "10", "--n-samples", "60"]
@@ -226,6 +227,7 @@ def test_factorize_grid_on_cluster_equals_in_process(cluster, tmp_path):
     assert nodes_that_ran(cluster, "run_chunk") == {0, 1}
 
 
+@pytest.mark.slow  # CI budget: the long variant of a path CI runs elsewhere
 def test_train_centralized_with_env_runners_on_cluster(cluster, tmp_path):
     """RLlib PPO with 2 env runners placed on the 2 one-CPU nodes finishes an iteration."""
     import pandas as pd
@@ -258,6 +260,7 @@ def test_train_centralized_with_env_runners_on_cluster(cluster, tmp_path):
     ) == {0, 1}
 
 
+@pytest.mark.slow  # CI budget: the long variant of a path CI runs elsewhere
 def test_node_lost_during_collection_is_retried_same_dataset(tmp_path, tmp_path_factory):
     """Kill the second node (its raylet and workers) while it runs a collection chunk: Ray
     re-runs the lost chunks on the head node; the dataset is byte-identical to in-process.

@@ -729,8 +729,9 @@ def check_action_effects(sidecar: dict[str, Any], max_no_effect: float = 0.05) -
         fix = "use an env whose action class supports set_bus"
     else:
         fix = (
-            "relax the env's rule (e.g. NB_TIMESTEP_COOLDOWN_SUB: set it to 0 in a copy of the "
-            "env's directory, in difficulty_levels.json (every level) or else parameters.json, "
+            "relax the env's rule (e.g. MAX_SUB_CHANGED, the substation cooldowns are waited "
+            "out: change it in a copy of the env's directory, in difficulty_levels.json (every "
+            "level) or else parameters.json, "
             "and pass the copy as --env) or use an env without it, e.g. l2rpn_case14_sandbox"
         )
     raise UserError(
