@@ -62,6 +62,9 @@ def init_ray(config: ParallelConfig) -> None:
     # Workers must not see the driver's tqdm bars or grid2op warnings as noise.
     kwargs["runtime_env"] = {"env_vars": {"PYTHONWARNINGS": "ignore"}}
     ray.init(**kwargs)
+    from gridfactor.progress import quiet_libraries
+
+    quiet_libraries()  # importing ray resets its loggers' levels
 
 
 def parallel_map(

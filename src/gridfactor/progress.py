@@ -124,7 +124,8 @@ def reset() -> None:
 
 def quiet_libraries() -> None:
     """Silence the INFO/WARNING chatter of Ray, RLlib and grid2op that says nothing about
-    the run (banners, deprecation notices); errors still show."""
+    the run (banners, deprecation notices); errors still show. ``import ray`` sets its own
+    levels, so the commands call this again once ray is imported."""
     import logging
     import os
 

@@ -169,6 +169,9 @@ def load_trained_agent(
     """The trained agents of a ``gridfactor train`` run (final checkpoint by default)."""
     from ray.rllib.core.rl_module.rl_module import RLModule
 
+    from gridfactor.progress import quiet_libraries
+
+    quiet_libraries()  # importing ray resets its loggers' levels
     run_dir = Path(run_dir)
     config_path = run_dir / "config.json"
     if not config_path.is_file():

@@ -35,7 +35,7 @@ import numpy as np
 from gridfactor.errors import UserError
 from gridfactor.factorize.structure import Factorization
 from gridfactor.parallel import ParallelConfig, init_ray
-from gridfactor.progress import Phase
+from gridfactor.progress import Phase, timed
 from gridfactor.runs import prepare_run_dir, save_figure, write_csv, write_json
 
 CHECKPOINTS = "checkpoints"
@@ -152,7 +152,10 @@ def build_algo_config(cfg: TrainConfig, env_config: dict[str, Any], spaces: dict
     from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 
     from gridfactor.envs.decision import DecisionEnv
+    from gridfactor.progress import quiet_libraries
     from gridfactor.train.callbacks import DecisionMetricsCallback
+
+    quiet_libraries()  # importing ray resets its loggers' levels
 
     model_config = {"fcnet_hiddens": list(cfg.hidden), "head_fcnet_hiddens": []}
     return (
@@ -394,7 +397,8 @@ def train(config: TrainConfig) -> Path:
     algo = build_algo_config(config, asdict(env_cfg), spaces).build_algo()
     try:
         if demos is not None and latest_checkpoint(run_dir) is None:
-            _imitate(config, algo, probe, demos, run_dir, agents)
+            with timed("imitation " + ("centralized" if config.centralized else "distributed")):
+                _imitate(config, algo, probe, demos, run_dir, agents)
         return _train_loop(config, run_dir, algo, agents, fact, pd)
     finally:
         algo.stop()
@@ -549,7 +553,7 @@ def _train_loop(
         return {"iteration": iteration, "agents": agents, **totals}
 
     remaining = max(0, config.timesteps - int(totals["decisions"]))
-    bar = Phase(f"train {kind}", remaining, "decision", enabled=remaining > 0)
+    bar = Phase(f"train {kind}", remaining, "decision", enabled=remaining > 0, record=remaining > 0)
     try:
         while totals["decisions"] < config.timesteps:
             start = time.perf_counter()
