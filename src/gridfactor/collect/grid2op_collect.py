@@ -729,10 +729,10 @@ def check_action_effects(sidecar: dict[str, Any], max_no_effect: float = 0.05) -
         fix = "use an env whose action class supports set_bus"
     else:
         fix = (
-            "relax the env's rule (e.g. MAX_SUB_CHANGED, the substation cooldowns are waited "
-            "out: change it in a copy of the env's directory, in difficulty_levels.json (every "
-            "level) or else parameters.json, "
-            "and pass the copy as --env) or use an env without it, e.g. l2rpn_case14_sandbox"
+            "relax the env's rule in a copy of its directory (e.g. MAX_SUB_CHANGED, in "
+            "difficulty_levels.json (every level) or else parameters.json; substation "
+            "cooldowns need nothing: the collector waits them out) and pass the copy as --env, "
+            "or use an env without the rule, e.g. l2rpn_case14_sandbox"
         )
     raise UserError(
         f"grid2op refused {counted} of the {row['actions']} random topology actions on "
