@@ -184,7 +184,7 @@ def test_factorize_stability_reports_the_ari_of_the_seeds_runs(tmp_path):
 
 def test_factorize_data_default_rule_recovers_known_blocks(tmp_path):
     """A parquet of CopyMDP transitions with two interleaved blocks; factorize-data with every
-    default (significance rule, spectral zones) returns exactly those blocks."""
+    default (significance rule, connected components) returns exactly those blocks."""
     from gridfactor.envs.synthetic import Block, CopyMDP
 
     env = CopyMDP(6, 3, (Block((0, 1, 4), (0, 2)), Block((2, 3, 5), (1,))), seed=0)
@@ -206,5 +206,5 @@ def test_factorize_data_default_rule_recovers_known_blocks(tmp_path):
     assert {(c.targets, c.inputs) for c in fact.clusters} == {
         (c.targets, c.inputs) for c in truth.clusters
     }
-    assert fact.meta["threshold"] == "significance" and fact.meta["partition"] == "spectral"
+    assert fact.meta["threshold"] == "significance" and fact.meta["partition"] == "components"
     assert "significance alpha=0.01: 2 clusters" in proc.stdout

@@ -43,10 +43,17 @@ N_PERMUTATIONS = typer.Option(
 )
 MIN_MI = typer.Option(0.0, "--min-mi", help="Significance rule: minimum effect size (nats).")
 PARTITION = typer.Option(
+    "components",
+    "--partition",
+    help="Kept edges -> clusters: components (connected components, the seed's step; "
+    "default: exact on disjoint blocks, see benchmarks/recovery.py), or zones: spectral, "
+    "cocluster, louvain.",
+)
+GRID_PARTITION = typer.Option(
     "spectral",
     "--partition",
-    help="Kept edges -> clusters: spectral zones (default), cocluster, louvain, or "
-    "components (connected components, the seed's step).",
+    help="Kept edges -> zones: spectral (default), cocluster, louvain, or components "
+    "(connected components, the seed's step: one cluster on a meshed grid).",
 )
 N_ZONES = typer.Option(
     "auto", "--n-zones", help="Number of zones, or auto (modularity above a shuffled null)."
