@@ -120,26 +120,43 @@ def test_export_bad_run(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory) -> Path:
-    from gridfactor.train.run import TrainConfig, train
+    """A tiny distributed run trained by the `gridfactor train` command (its CI path)."""
     from tests.test_agents import case14_factorization
 
     root = tmp_path_factory.mktemp("eco")
     env = make_env(ENV14)
     case14_factorization(env).save(root / "factorization.json")
     env.close()
-    config = TrainConfig(
-        env_name=ENV14,
-        factorization_path=str(root / "factorization.json"),
-        timesteps=100,
-        train_batch_size=100,
-        minibatch_size=50,
-        num_epochs=1,
-        episode_steps=100,
-        hidden=(32,),
-        checkpoint_every=1,
-        out=str(root / "run"),
+    run = root / "run"
+    run_cli(
+        *("train", "--factorization", str(root / "factorization.json"), "--env", ENV14),
+        *("--timesteps", "100", "--train-batch-size", "100", "--minibatch-size", "50"),
+        *("--num-epochs", "1", "--episode-steps", "100", "--checkpoint-every", "1"),
+        *("--out", str(run)),
+        timeout=900,  # the subprocess is killed (and the test fails) if training hangs
     )
-    return train(config)
+    return run
+
+
+def test_demonstrate_command_records_the_zone_expert_on_training_chronics(tmp_path):
+    """`gridfactor demonstrate` end to end: decisions recorded on the training chronic only
+    (chronic 0 of rte_case14_realistic; 1 is held out), each with its zone and a choice
+    among the simulated candidates; the same command again loads them (nothing replayed)."""
+    from tests.test_agents import case14_factorization
+
+    env = make_env(ENV14)
+    case14_factorization(env).save(tmp_path / "factorization.json")
+    env.close()
+    out = tmp_path / "demos"
+    args = ["demonstrate", "--factorization", str(tmp_path / "factorization.json")]
+    args += ["--env", ENV14, "--episodes", "2", "--episode-steps", "60", "--workers", "1"]
+    run_cli(*args, "--out", str(out), timeout=900)
+    frame = pd.read_parquet(out / "demonstrations.parquet")
+    assert len(frame) > 0 and set(frame["chronic"]) == {0}
+    stamp = (out / "demonstrations.parquet").stat().st_mtime_ns
+    again = run_cli(*args, "--out", str(out), timeout=900)
+    assert (out / "demonstrations.parquet").stat().st_mtime_ns == stamp
+    assert "[demonstrate]" not in again.stdout
 
 
 # Fresh interpreter: the submission folder alone (the run directory is moved away), played

@@ -196,6 +196,7 @@ def cluster(tmp_path_factory) -> Iterator[Cluster]:
         yield running
 
 
+@pytest.mark.slow  # CI budget: CI runs Ray locally; the 2-node cluster tests are slow
 def test_synthetic_on_cluster_equals_in_process(cluster, tmp_path):
     """Same seed on a 2-node cluster and in-process: bit-identical MI matrix and clusters."""
     assert cluster.alive_nodes() == 2
