@@ -21,6 +21,7 @@ from gridfactor.collect import (
     collect,
     describe_action_effects,
 )
+from gridfactor.collect.grid2op_collect import load_dataset
 from gridfactor.envs.grid2op_env import (
     TOPOLOGY,
     action_support,
@@ -38,6 +39,13 @@ warnings.filterwarnings("ignore")
 IN_PROCESS = ParallelConfig(workers=1)
 NO_SET_BUS = ("educ_case14_redisp", "educ_case14_storage")
 QUICK = {"educ_case14_redisp", "l2rpn_case14_sandbox", "rte_case5_example"}
+
+
+def _collected(env_name: str, out: Path, **settings) -> tuple[pd.DataFrame, dict]:
+    """Collect in-process (case14's 6+-element substations, seed 0) and load the dataset."""
+    config = CollectConfig(env_name=env_name, min_elements=6, seed=0, chunk_size=4, **settings)
+    collect(config, out, parallel=IN_PROCESS, progress=False)
+    return load_dataset(out)
 
 
 def _sandbox_with(tmp_path: Path, name: str, **parameters) -> str:
@@ -99,13 +107,7 @@ def test_collection_waits_while_its_substation_cools_down(tmp_path):
     env_name = _sandbox_with(
         tmp_path, "sandbox_cooldown2", NB_TIMESTEP_COOLDOWN_SUB=2, NO_OVERFLOW_DISCONNECTION=True
     )
-    config = CollectConfig(
-        env_name=env_name, n_episodes=6, max_steps=12, min_elements=6, seed=0, chunk_size=4
-    )
-    out = tmp_path / "run"
-    collect(config, out, parallel=IN_PROCESS, progress=False)
-    frame = pd.read_parquet(out / "dataset.parquet")
-    sidecar = json.loads((out / "dataset.json").read_text())
+    frame, sidecar = _collected(env_name, tmp_path / "run", n_episodes=6, max_steps=12)
     lines = sidecar["line_names"]
     blackout = (frame[[f"s_next_{n}" for n in lines]].to_numpy() == 0).all(axis=1)
     frame["blackout"] = blackout & frame["done"].to_numpy()
@@ -159,13 +161,7 @@ def test_counters_when_a_rule_refuses_every_action_are_exact(tmp_path):
     does not announce, unlike a cooldown): each one is counted illegal, with grid2op's
     message, and the console names the cause per substation."""
     env_name = _sandbox_with(tmp_path, "sandbox_maxsub0", MAX_SUB_CHANGED=0)
-    config = CollectConfig(
-        env_name=env_name, n_episodes=3, max_steps=6, min_elements=6, seed=0, chunk_size=4
-    )
-    out = tmp_path / "run"
-    collect(config, out, parallel=IN_PROCESS, progress=False)
-    frame = pd.read_parquet(out / "dataset.parquet")
-    sidecar = json.loads((out / "dataset.json").read_text())
+    frame, sidecar = _collected(env_name, tmp_path / "run", n_episodes=3, max_steps=6)
     effects = sidecar["action_effects"]
     for row in effects["per_substation"].values():
         rows = frame[frame["substation"] == row["sub_id"]]
@@ -201,8 +197,7 @@ def test_factorize_refuses_when_grid2op_refused_the_actions(tmp_path):
     assert "More than 0 substation affected" in errors[0] and "Relax the env's rule" in errors[0]
     assert not (out / "factorization.json").exists() and not (out / "mi.npy").exists()
     # every action was refused
-    sidecar = json.loads((out / "dataset.json").read_text())
-    frame = pd.read_parquet(out / "dataset.parquet")
+    frame, sidecar = load_dataset(out)
     assert sidecar["action_effects"]["total"]["illegal"] == len(frame)
 
 
