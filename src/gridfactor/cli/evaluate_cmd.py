@@ -131,6 +131,17 @@ def compare_cmd(
     eval_episodes: int = typer.Option(
         None, "--eval-episodes", help="Override the preset's number of evaluation episodes."
     ),
+    factorization: Path = typer.Option(
+        None,
+        "--factorization",
+        help="Use these zones (a gridfactor factorization.json of the env) instead of the "
+        "factorize stage.",
+    ),
+    score: str = typer.Option(
+        None,
+        "--score",
+        help="Also score every agent with grid2op's L2RPN scorer of this name (see evaluate).",
+    ),
     out: Path = typer.Option(Path("runs/compare"), "--out", help="Run directory."),
     seed: int = SEED,
     workers: int = WORKERS,
@@ -157,6 +168,8 @@ def compare_cmd(
             preset=preset,
             seed=seed,
             overrides=overrides,
+            factorization=str(factorization) if factorization else None,
+            score=score,
             out=str(out),
             parallel=ParallelConfig(workers, ray_address),
             resume=resume,

@@ -39,6 +39,7 @@ import pandas as pd
 from gridfactor.errors import UserError
 from gridfactor.evaluate.report import console_table, markdown_table, paired_markdown
 from gridfactor.evaluate.runner import DEFAULT_ENV, EvalConfig, evaluate
+from gridfactor.factorize.structure import Factorization
 from gridfactor.parallel import ParallelConfig
 from gridfactor.runs import prepare_run_dir, write_json, write_text
 
@@ -145,6 +146,8 @@ class CompareConfig:
     preset: str = "smoke"
     seed: int = 0
     overrides: dict[str, Any] = field(default_factory=dict)
+    factorization: str | None = None  # zones to use instead of the factorize stage
+    score: str | None = None  # grid2op scorer for the evaluation (see EvalConfig.score)
     out: str = "runs/compare"
     parallel: ParallelConfig = field(default_factory=ParallelConfig)
     resume: bool = False
@@ -177,12 +180,15 @@ def compare(config: CompareConfig) -> Path:
 
     # before any directory is created; also checks the name
     check_action_support(config.env_name, AGENT_ACTION_TYPES["trained"], "gridfactor compare")
+    given_zones = _check_given_inputs(config)
     run_config = {
         "command": "compare",
         "env_name": config.env_name,
         "preset": config.preset,
         "budget": asdict(budget),
         "seed": config.seed,
+        "factorization": config.factorization,
+        "score": config.score,
     }
     out = prepare_run_dir(config.out, run_config, resume=config.resume, overwrite=config.overwrite)
     stages = _load_stages(out)
@@ -198,7 +204,10 @@ def compare(config: CompareConfig) -> Path:
         write_json(out / "stages.json", stages)
         print(f"[compare] {name}: {stages[name]['seconds']:.0f} s", flush=True)
 
-    stage("factorize", lambda: _factorize(config, budget, out / "factorize"))
+    if given_zones is None:
+        stage("factorize", lambda: _factorize(config, budget, out / "factorize"))
+    else:  # the user's zones, copied so that the run directory stays self-contained
+        stage("factorize", lambda: given_zones.save(out / "factorize" / "factorization.json"))
     fact_path = out / "factorize" / "factorization.json"
     stage("demonstrate", lambda: _demonstrate(config, budget, out / "demonstrate", fact_path))
     for variant in budget.variants:
@@ -215,6 +224,7 @@ def compare(config: CompareConfig) -> Path:
         seed=config.seed,
         factorization=str(fact_path),
         guards=tuple(dict.fromkeys((0, *budget.guards))),
+        score=config.score,
         out=str(out / "evaluate"),
         parallel=config.parallel,
         resume=True,
@@ -223,6 +233,30 @@ def compare(config: CompareConfig) -> Path:
     stage("evaluate", lambda: evaluate(eval_config))
     write_report(out, config, budget, stages)
     return out
+
+
+def _check_given_inputs(config: CompareConfig) -> Factorization | None:
+    """Fail before the first stage, not after an hour: the given zones must fit the env and
+    the scorer must fit it too. Returns the given factorization (None: factorize)."""
+    if config.factorization is None and config.score is None:
+        return None
+    from gridfactor.agents.cluster import check_factorization_for_env
+    from gridfactor.envs.grid2op_env import make_env
+
+    env = make_env(config.env_name)
+    try:
+        if config.score is not None:
+            from gridfactor.evaluate.scores import check_scorer
+
+            check_scorer(config.score, env, config.env_name)
+        if config.factorization is None:
+            return None
+        fact = Factorization.load(config.factorization)
+        check_factorization_for_env(fact, env, config.env_name)
+        fact.meta["copied_from"] = str(Path(config.factorization).resolve())
+        return fact
+    finally:
+        env.close()
 
 
 def _factorize(config: CompareConfig, budget: Preset, out: Path) -> None:
@@ -241,7 +275,6 @@ def _factorize(config: CompareConfig, budget: Preset, out: Path) -> None:
 
 def _demonstrate(config: CompareConfig, budget: Preset, out: Path, fact: Path) -> None:
     from gridfactor.collect.demonstrations import DemonstrateConfig, demonstrate
-    from gridfactor.factorize.structure import Factorization
 
     demonstrate(
         DemonstrateConfig(
@@ -291,7 +324,6 @@ def _rel(out: Path, path: Path) -> str:
 
 def write_report(out: Path, config: CompareConfig, budget: Preset, stages: dict) -> str:
     """report.md: setup, factorization picture, learning curves, results table."""
-    from gridfactor.factorize.structure import Factorization
 
     fact = Factorization.load(out / "factorize" / "factorization.json")
     results = pd.read_csv(out / "evaluate" / "results.csv")
@@ -300,9 +332,14 @@ def write_report(out: Path, config: CompareConfig, budget: Preset, stages: dict)
     lines = [
         f"# gridfactor compare: distributed vs centralized on {config.env_name}",
         "",
-        f"Preset `{config.preset}`, seed {config.seed}. Budgets: factorization "
-        f"{budget.factorize_episodes} episodes / {budget.factorize_samples} samples per "
-        f"substation; {demo_info['n_decisions']} expert decisions in "
+        f"Preset `{config.preset}`, seed {config.seed}. Budgets: "
+        + (
+            f"zones given (`--factorization {config.factorization}`)"
+            if config.factorization
+            else f"factorization {budget.factorize_episodes} episodes / "
+            f"{budget.factorize_samples} samples per substation"
+        )
+        + f"; {demo_info['n_decisions']} expert decisions in "
         f"{demo_info['n_episodes']} demonstration episodes of the training chronics; "
         f"imitation then PPO for {budget.timesteps} decisions per variant (batch "
         f"{budget.train_batch_size}); evaluation {budget.eval_episodes} held-out episodes of "
