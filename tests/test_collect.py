@@ -205,7 +205,7 @@ def test_grid2op_aliases_are_known_envs():
 
 
 def test_chronics_cache_gives_the_same_episodes():
-    """The in-memory chronics (MultifolderWithCache) must not change the data."""
+    """The in-memory chronics and their jump to the start must not change the data."""
     from gridfactor.collect import grid2op_collect as gc
     from gridfactor.envs.grid2op_env import make_env
 
@@ -213,8 +213,9 @@ def test_chronics_cache_gives_the_same_episodes():
     chunk = gc.Chunk(ENV, "lightsim", 5, 0, 3, 11, 6, 1.0, info.chronic_ids, info.chronic_lengths)
     cached = gc.run_chunk(chunk)
     key = (ENV, "lightsim")
+    # chronics in memory, a reset jumps to its start (the chunk's starts are random steps)
     assert type(gc._ENV_CACHE[key][0].chronics_handler.real_data).__name__ == (
-        "MultifolderWithCache"
+        "FastForwardChronics"
     )
     saved = gc._ENV_CACHE[key]
     try:
@@ -225,3 +226,34 @@ def test_chronics_cache_gives_the_same_episodes():
     assert cached.keys() == plain.keys()
     for name in set(cached) - {"cpu_seconds"}:  # everything but the timing
         np.testing.assert_array_equal(cached[name], plain[name])
+
+
+def test_rows_per_substation_keeps_the_shortest_prefix_of_chunks(tmp_path):
+    """factorize's cap: a substation stops once its first chunks hold the rows MI uses; the
+    data is exactly that prefix of the uncapped data, whatever the workers' timing."""
+    from gridfactor.collect.grid2op_collect import PARTS_DIR, game_over_rows, load_dataset
+
+    full_config = CollectConfig(env_name=ENV, n_episodes=8, max_steps=8, chunk_size=2, seed=7)
+    capped_config = CollectConfig(**{**full_config.__dict__, "rows_per_substation": 12})
+    collect(full_config, tmp_path / "full", parallel=IN_PROCESS, progress=False)
+    collect(capped_config, tmp_path / "capped", parallel=IN_PROCESS, progress=False)
+    collect(capped_config, tmp_path / "ray", parallel=ParallelConfig(workers=2), progress=False)
+    assert _bytes(tmp_path / "capped") == _bytes(tmp_path / "ray")
+
+    full, _ = load_dataset(tmp_path / "full")
+    capped, sidecar = load_dataset(tmp_path / "capped")
+    next_rho = [c for c in full.columns if c.startswith("s_next_")]
+    expected = []
+    for sub, rows in full.groupby("substation", sort=True):
+        usable = (~game_over_rows(rows[next_rho].to_numpy())).astype(int)
+        per_chunk = pd.Series(usable).groupby(rows["episode"].to_numpy() // 2).sum()
+        enough = np.flatnonzero(per_chunk.cumsum().to_numpy() >= 12)
+        n_chunks = enough[0] + 1 if len(enough) else len(per_chunk)
+        expected.append(rows[rows["episode"] < 2 * n_chunks])
+        assert sidecar["episodes_per_substation"][str(sub)] == 2 * n_chunks
+    expected = pd.concat(expected, ignore_index=True)
+    pd.testing.assert_frame_equal(capped.reset_index(drop=True), expected)
+    # some substation stopped early, and in-process its later chunks never ran
+    n_parts = len(list((tmp_path / "capped" / PARTS_DIR).glob("*.npz")))
+    assert len(capped) < len(full)
+    assert n_parts == sum(sidecar["episodes_per_substation"].values()) // 2 < 4 * 7

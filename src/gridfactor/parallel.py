@@ -76,19 +76,25 @@ def parallel_map(
     unit: str = "task",
     progress: bool = True,
     on_result: Callable[[int, R], None] | None = None,
+    skip: Callable[[int], bool] | None = None,
     max_retries: int = 3,
 ) -> list[R]:
     """Apply ``fn`` to every item, in parallel with Ray unless ``config.in_process``.
 
     ``on_result(index, result)`` is called in the driver as each result arrives (use it to
-    save finished work at once, so an interrupted run loses nothing). Ray retries a task
-    whose worker died up to ``max_retries`` times.
+    save finished work at once, so an interrupted run loses nothing). ``skip(index)`` is
+    asked just before an item would start: True leaves it out (its result is None), so
+    results that arrived can make later items unnecessary. Ray retries a task whose worker
+    died up to ``max_retries`` times.
     """
     items = list(items)
     results: list[Any] = [None] * len(items)
     with phase(desc or "tasks", len(items), unit, enabled=progress, record=progress) as bar:
         if config.in_process:
             for index, item in enumerate(items):
+                if skip is not None and skip(index):
+                    bar.update(1)
+                    continue
                 results[index] = fn(item)
                 if on_result is not None:
                     on_result(index, results[index])
@@ -105,8 +111,13 @@ def parallel_map(
         while next_index < len(items) or pending:
             # Bounded number of tasks in flight keeps memory flat for thousands of items.
             while next_index < len(items) and len(pending) < window:
-                pending[remote_fn.remote(items[next_index])] = next_index
+                if skip is not None and skip(next_index):
+                    bar.update(1)
+                else:
+                    pending[remote_fn.remote(items[next_index])] = next_index
                 next_index += 1
+            if not pending:
+                break
             done, _ = ray.wait(list(pending), num_returns=1)
             for ref in done:
                 index = pending.pop(ref)

@@ -27,6 +27,12 @@ from gridfactor.parallel import ParallelConfig
 
 ENV = typer.Option("l2rpn_case14_sandbox", "--env", help="Grid2Op env (offline test envs).")
 N_EPISODES = typer.Option(1000, "--n-episodes", help="Episodes PER selected substation.")
+MAX_EPISODES = typer.Option(
+    1000,
+    "--n-episodes",
+    help="Episodes PER selected substation, at most: a substation stops once it has "
+    "--n-samples transitions without game over.",
+)
 MAX_STEPS = typer.Option(100, "--max-steps", help="Episode step limit.")
 EXPLORE = typer.Option(
     1.0, "--explore", help="Probability of a random topology action per step (else do nothing)."
@@ -193,7 +199,7 @@ def collect_cmd(
 @app.command("factorize")
 def factorize_cmd(
     env: str = ENV,
-    n_episodes: int = N_EPISODES,
+    n_episodes: int = MAX_EPISODES,
     n_samples: int = N_SAMPLES,
     threshold: str = THRESHOLD,
     quantile: float = QUANTILE,
@@ -259,7 +265,7 @@ def factorize_cmd(
 @app.command("factorize-stability")
 def factorize_stability_cmd(
     env: str = ENV,
-    n_episodes: int = N_EPISODES,
+    n_episodes: int = MAX_EPISODES,
     n_samples: int = N_SAMPLES,
     threshold: str = THRESHOLD,
     quantile: float = QUANTILE,

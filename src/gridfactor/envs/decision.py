@@ -90,16 +90,17 @@ def make_grid2op_env(
 ) -> Any:
     """The grid2op env (LightSimBackend) with the given reward class.
 
-    With ``cache`` the chronics are kept in memory (MultifolderWithCache): a reset then no
-    longer re-reads the compressed CSV files, which otherwise dominates short episodes.
+    With ``cache`` the chronics are kept in memory (:class:`FastForwardChronics`): a reset
+    then no longer re-reads the compressed CSV files, which otherwise dominates short
+    episodes, and jumps to its start time step at once.
     """
     from gridfactor.envs.grid2op_env import make_env
 
     if not cache:
         return make_env(env_name, reward_class=reward_class(reward))
-    from grid2op.Chronics import MultifolderWithCache
+    from gridfactor.envs.chronics import FastForwardChronics
 
-    env = make_env(env_name, reward_class=reward_class(reward), chronics_class=MultifolderWithCache)
+    env = make_env(env_name, reward_class=reward_class(reward), chronics_class=FastForwardChronics)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         # the default filter caches only the first chronic: cache them all

@@ -25,6 +25,7 @@ from gridfactor.collect.grid2op_collect import (
     CollectConfig,
     check_action_effects,
     collect,
+    game_over_rows,
     load_dataset,
 )
 from gridfactor.errors import UserError
@@ -100,6 +101,8 @@ class GridFactorizeConfig:
             min_elements=self.min_elements,
             seed=self.seed,
             chunk_size=self.chunk_size,
+            # a substation's column uses at most n_samples rows: collect no more
+            rows_per_substation=self.n_samples,
         )
 
     def validate(self) -> GridFactorizeConfig:
@@ -149,11 +152,6 @@ def _sub_stream(seed: int, sub_id: int, purpose: int) -> np.random.SeedSequence:
     return np.random.SeedSequence([seed, 0x6D69, sub_id, purpose])
 
 
-def blackouts(next_rho: np.ndarray) -> np.ndarray:
-    """(N,) bool: game-over transitions, whose next rho (N, n_line) grid2op reports as 0."""
-    return (next_rho == 0.0).all(axis=1)
-
-
 def substation_samples(
     frame: Any,
     sub_id: int,
@@ -172,7 +170,7 @@ def substation_samples(
     Returns targets (N, n_line) next rho and inputs (N, 1) the substation's action code.
     """
     next_rho = frame[[f"s_next_{n}" for n in line_names]].to_numpy(np.float64)
-    rows = np.flatnonzero((frame["substation"].to_numpy() == sub_id) & ~blackouts(next_rho))
+    rows = np.flatnonzero((frame["substation"].to_numpy() == sub_id) & ~game_over_rows(next_rho))
     if len(rows) > n_samples:
         rng = np.random.default_rng(_sub_stream(seed, sub_id, 0))
         rows = np.sort(rng.choice(rows, size=n_samples, replace=False))
@@ -418,13 +416,17 @@ def factorize_grid(
     if pvalues is not None:
         save_npy(out_dir / "pvalues_adjusted.npy", pvalues)
         files.append(out_dir / "pvalues_adjusted.npy")
-    usable = ~blackouts(frame[[f"s_next_{n}" for n in sidecar["line_names"]]].to_numpy(np.float64))
+    usable = ~game_over_rows(
+        frame[[f"s_next_{n}" for n in sidecar["line_names"]]].to_numpy(np.float64)
+    )
     meta = {
         "kind": "grid",
         "env_name": config.env_name,
         "seed": config.seed,
         "n_samples": config.n_samples,
         "n_episodes_per_substation": config.n_episodes,
+        # fewer where a substation had n_samples usable rows before its last episode
+        "episodes_played_per_substation": sidecar.get("episodes_per_substation"),
         "max_steps": config.max_steps,
         "explore": config.explore,
         "min_elements": config.min_elements,
