@@ -62,9 +62,26 @@ def _descendants_running(task_name: str) -> list[int]:
     return found
 
 
-def _run_killing_one_worker(task_name: str, job: Callable[[], T]) -> T:
+def _task_starts(task_name: str) -> int:
+    """How many times this Ray session's workers started ``task_name``: a worker writes
+    ``:task_name:<name>`` to its log file at the start of every task attempt."""
+    import glob
+
+    import ray
+
+    session = ray._private.worker._global_node.get_session_dir_path()
+    marker = f":task_name:{task_name}\n"
+    starts = 0
+    for path in glob.glob(os.path.join(session, "logs", "worker-*.out")):
+        with open(path, errors="replace") as fh:
+            starts += fh.read().count(marker)
+    return starts
+
+
+def _run_killing_one_worker(task_name: str, job: Callable[[], T]) -> tuple[T, int]:
     """Run ``job`` (which uses Ray) in a thread; SIGKILL the first of our Ray workers seen
-    executing ``task_name``, 0.3 s into the task. Returns the job's result."""
+    executing ``task_name``, 0.3 s into the task. Returns the job's result and how many
+    attempts of ``task_name`` the workers started (tasks + retries)."""
     import ray
 
     result: list[T] = []
@@ -91,10 +108,11 @@ def _run_killing_one_worker(task_name: str, job: Callable[[], T]) -> T:
         thread.join(timeout=600)
         assert not thread.is_alive() and not errors, errors
         assert killed, f"no {task_name} task was seen running: too little work to kill one"
+        starts = _task_starts(task_name)
     finally:
         if ray.is_initialized():
             ray.shutdown()
-    return result[0]
+    return result[0], starts
 
 
 def test_worker_killed_during_mi_is_retried_same_result():
@@ -111,7 +129,9 @@ def test_worker_killed_during_mi_is_retried_same_result():
         parallel = ParallelConfig(workers=workers)
         return mi_matrix(targets, inputs, k=10, parallel=parallel, progress=False)
 
-    on_ray = _run_killing_one_worker("_chunk_task", lambda: mi(2))
+    on_ray, starts = _run_killing_one_worker("_chunk_task", lambda: mi(2))
+    # 6 pairs, one task each with 2 workers; the killed one ran twice
+    assert starts == 6 + 1
     np.testing.assert_array_equal(on_ray, mi(1))
 
 
@@ -129,7 +149,9 @@ def test_worker_killed_during_collection_is_retried_same_dataset(tmp_path):
         path = collect(config, tmp_path / name, parallel=ParallelConfig(workers), progress=False)
         return path.read_bytes()
 
-    assert _run_killing_one_worker("run_chunk", lambda: dataset("ray", 2)) == dataset("one", 1)
+    on_ray, starts = _run_killing_one_worker("run_chunk", lambda: dataset("ray", 2))
+    assert starts == 14 + 1  # 7 substations x 2 chunks; the killed chunk ran twice
+    assert on_ray == dataset("one", 1)
 
 
 def _kill_group_when(proc: subprocess.Popen, ready, timeout: float = 300) -> bool:
