@@ -34,6 +34,12 @@ class MIResult:
     unbiased: np.ndarray
 
 
+# Kernel cost of one pair and replicate per row (measured: ~0.15 s at 50 000 continuous rows,
+# benchmarks/mi.py) and the work a Ray task should carry; only the task split depends on them.
+SECONDS_PER_ROW = 3e-6
+TASK_SECONDS = 0.25
+
+
 def _validate(
     targets: np.ndarray, inputs: np.ndarray, k: int | None, pairs: np.ndarray | None
 ) -> tuple[np.ndarray, np.ndarray, int, np.ndarray]:
@@ -122,10 +128,15 @@ def mi_matrix_replicates(
         # No task overhead in-process: one item per pair keeps the progress bar informative.
         chunks = [todo[i : i + 1] for i in range(len(todo))]
     else:
-        # A few chunks per worker balance load; one task per pair would pay Ray's overhead
-        # (and the data transfer) per pair.
+        # Tasks of about TASK_SECONDS of kernel time each, at least 4 per worker: large
+        # enough to pay Ray's overhead (and the data transfer) once per many pairs when pairs
+        # are cheap, small enough that the last task of a map does not leave the other
+        # workers idle for long when pairs are costly (a 50 000-row null pass: ~1.5 s/pair).
         workers = parallel.workers or 2
-        chunks = np.array_split(todo, min(len(todo), 4 * workers))
+        pair_seconds = SECONDS_PER_ROW * targets.shape[0] * n_replicates
+        per_task = max(1, int(TASK_SECONDS / pair_seconds))
+        n_tasks = max(min(len(todo), 4 * workers), -(-len(todo) // per_task))
+        chunks = np.array_split(todo, n_tasks)
     items = []
     for chunk in chunks:
         t_used, t_idx = np.unique(chunk[:, 0], return_inverse=True)
