@@ -310,3 +310,21 @@ def test_env_without_topology_actions_real_executable_starts_no_ray(tmp_path, mo
         assert not out.exists()
     finally:
         shutil.rmtree(ray_tmp, ignore_errors=True)
+
+
+@pytest.mark.parametrize(
+    "extra, fragments",
+    [
+        (["--factorization", "{data}/wcci_2022_factorization.json"], ["l2rpn_wcci_2022", "--env"]),
+        (["--factorization", "{tmp}/nope.json"], ["nope.json not found"]),
+        (["--score", "nope"], ["unknown scorer 'nope'", "l2rpn2020"]),
+    ],
+)
+def test_compare_checks_given_zones_and_scorer_before_any_stage(tmp_path, extra, fragments):
+    """`compare --factorization/--score` fail in one line before the first stage, not an
+    hour later at the evaluation."""
+    data = Path(__file__).parent / "data"
+    extra = [a.format(data=data, tmp=tmp_path) for a in extra]
+    out = tmp_path / "out"
+    assert_user_error(run_main("compare", *extra, "--out", str(out)), *fragments)
+    assert not out.exists()
