@@ -14,7 +14,8 @@ shuffle-corrected MI, never the threshold rule's null), then every partition met
 
     .venv/bin/python benchmarks/zones.py --grids case14 neurips wcci --workers 2
 
-Prints the table (and writes ``zones_benchmark.csv`` into ``--out``) with the machine load.
+Prints the table (and writes ``zones_benchmark_<grids>.csv`` into ``--out``) with the machine
+load.
 """
 
 from __future__ import annotations
@@ -172,8 +173,10 @@ def main() -> None:
         .merge(pd.DataFrame(stability), on=["grid", "method", "prior"])
     )
     os.makedirs(args.out, exist_ok=True)
-    table.drop(columns="labels").to_csv(f"{args.out}/zones_benchmark.csv", index=False)
-    summary.to_csv(f"{args.out}/zones_summary.csv", index=False)
+    # one file pair per grid selection: a run on other grids does not overwrite this one
+    tag = "-".join(args.grids)
+    table.drop(columns="labels").to_csv(f"{args.out}/zones_benchmark_{tag}.csv", index=False)
+    summary.to_csv(f"{args.out}/zones_summary_{tag}.csv", index=False)
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(summary.round(3).to_string(index=False))
     for grid, seed, seconds, n_rows in timings:
