@@ -153,3 +153,20 @@ def test_decision_env_api_and_turns(g2env):
             assert len(obs) == 1
     assert env.pending_steps > 0
     env.close()
+
+
+def test_decision_frames_are_built_once_per_process_and_action_space():
+    """An evaluation with --score switches an agent between its own env and grid2op
+    Runner's: the frames (every unitary action of the zones) must not be rebuilt."""
+    from gridfactor.agents.frame import frame_for
+    from gridfactor.envs.grid2op_env import make_env
+    from gridfactor.evaluate.agents import ZoneExpertAgent
+
+    env_a, env_b = make_env(ENV), make_env(ENV)
+    fact = case14_factorization(env_a)
+    frame_a, frame_b = frame_for(fact, env_a), frame_for(fact, env_b)
+    assert frame_a is not frame_b  # each frame's actions belong to its action space
+    agent = ZoneExpertAgent(fact)
+    for env, frame in ((env_a, frame_a), (env_b, frame_b), (env_a, frame_a)):
+        assert agent.prepare(env) is frame
+    assert frame_for(fact, env_a, obs_mode="global") is not frame_a  # other settings

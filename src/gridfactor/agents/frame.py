@@ -9,6 +9,7 @@ demonstrations all use this one class, so they agree on every decision.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import numpy as np
@@ -67,3 +68,37 @@ class DecisionFrame:
         """The rules' action when nothing is decided: reconnect a line, else do nothing."""
         action = self.rules.reconnect_action(obs, action_space)
         return action_space({}) if action is None else action
+
+
+# (key) -> (the action space, kept alive so that its id is not reused; the frame)
+_FRAMES: dict[tuple, tuple[Any, DecisionFrame]] = {}
+_MAX_FRAMES = 8
+
+
+def frame_for(
+    factorization: Factorization,
+    env: Any,
+    obs_mode: str = "local",
+    danger: float = 0.9,
+    action_sets: dict[str, list[tuple[int, int]]] | None = None,
+) -> DecisionFrame:
+    """:class:`DecisionFrame` built once per process and action space.
+
+    Building one enumerates every unitary action of the zones' substations (~10 s on the
+    36-bus grid); an evaluation plays many episodes, and grid2op's Runner (``--score``)
+    plays them again on its own env, so agents switch between a few action spaces.
+    """
+    key = (
+        id(env.action_space),
+        json.dumps(factorization.to_dict(), sort_keys=True),
+        obs_mode,
+        float(danger),
+        json.dumps(action_sets, sort_keys=True),
+    )
+    hit = _FRAMES.get(key)
+    if hit is None or hit[0] is not env.action_space:
+        if len(_FRAMES) >= _MAX_FRAMES:
+            _FRAMES.pop(next(iter(_FRAMES)))  # the oldest
+        hit = (env.action_space, DecisionFrame(factorization, env, obs_mode, danger, action_sets))
+        _FRAMES[key] = hit
+    return hit[1]

