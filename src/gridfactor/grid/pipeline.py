@@ -106,9 +106,9 @@ class GridFactorizeConfig:
         )
 
     def validate(self) -> GridFactorizeConfig:
-        self.collect_config().validate()
-        if self.n_samples <= 0:
+        if self.n_samples <= 0:  # before the collection's check of the same number
             raise UserError(f"--n-samples must be > 0, got {self.n_samples}; e.g. 50000")
+        self.collect_config().validate()
         if self.k is not None and self.k <= 0:
             raise UserError(f"--k must be > 0, got {self.k}; omit it for the default")
         check_quantile(self.quantile)
