@@ -4,7 +4,9 @@ For every *selected* substation (one with at least ``min_elements`` elements), w
 ``n_episodes`` episodes in which a random agent acts only on that substation: at each step,
 with probability ``explore`` it plays a uniformly random unitary topology action of the
 substation (``get_all_unitary_topologies_set``), otherwise it does nothing. An episode stops
-at game over, at the end of its chronic or after ``max_steps`` steps.
+at game over, at the end of its chronic or after ``max_steps`` steps. With
+``rows_per_substation`` (what ``factorize`` passes: its ``--n-samples``) a substation stops
+after the first of its chunks that brings it to that many usable transitions.
 
 Encoding of the action columns ``a_<sub_name>`` (the seed's encoding): for the substation
 acted on in the episode, ``action index / number of distinct actions of that substation``
