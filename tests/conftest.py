@@ -93,3 +93,44 @@ def fail_after(seconds: int, grace: int = 60):
         signal.alarm(0)
         faulthandler.cancel_dump_traceback_later()
         signal.signal(signal.SIGALRM, previous)
+
+
+def _parent_pid(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as fh:
+        # the command name (field 2) may contain spaces: ppid is the 2nd field after ')'
+        return int(fh.read().rsplit(")", 1)[1].split()[1])
+
+
+def busy_ray_workers(task_name: str, ancestor: int) -> list[int]:
+    """Pids of the Ray workers descended from ``ancestor`` that execute ``task_name`` now.
+
+    Ray renames a busy worker's process title to ``ray::<task name>``; only descendants of
+    ``ancestor`` (this test process, or a node's ``ray start``) count, never other Ray users'
+    workers on the machine.
+    """
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        pid = int(entry)
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                title = fh.read().split(b"\0")[0].decode(errors="replace")
+            if not title.startswith(f"ray::{task_name}"):
+                continue
+            parent = pid
+            while parent > 1:
+                parent = _parent_pid(parent)
+                if parent == ancestor:
+                    found.append(pid)
+                    break
+        except (FileNotFoundError, ProcessLookupError, IndexError, ValueError):
+            continue  # the process ended while we looked
+    return found
+
+
+def task_starts(worker_logs, task_name: str) -> int:
+    """Attempts of ``task_name`` started, counted in Ray worker log files (``worker-*.out``):
+    a worker writes ``:task_name:<name>`` at the start of every task attempt."""
+    marker = f":task_name:{task_name}\n"
+    return sum(Path(p).read_text(errors="replace").count(marker) for p in worker_logs)

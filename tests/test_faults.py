@@ -24,60 +24,19 @@ import numpy as np
 import pytest
 
 from gridfactor.parallel import ParallelConfig
-from tests.conftest import run_cli
+from tests.conftest import busy_ray_workers, run_cli, task_starts
 
 T = TypeVar("T")
 # Where the SIGKILL tests kill: set GRIDFACTOR_KILL_SEED to replay another point.
 KILL_SEED = int(os.environ.get("GRIDFACTOR_KILL_SEED", "0"))
 
 
-def _ppid(pid: int) -> int:
-    with open(f"/proc/{pid}/stat") as fh:
-        # the command name (field 2) may contain spaces: ppid is the 2nd field after ')'
-        return int(fh.read().rsplit(")", 1)[1].split()[1])
-
-
-def _descendants_running(task_name: str) -> list[int]:
-    """Pids of *our own* Ray workers currently executing ``task_name``.
-
-    Ray renames a busy worker's process title to ``ray::<task name>``; only descendants of
-    this process are considered, never other Ray users' workers on the machine.
-    """
-    me, found = os.getpid(), []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        pid = int(entry)
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as fh:
-                title = fh.read().split(b"\0")[0].decode(errors="replace")
-            if not title.startswith(f"ray::{task_name}"):
-                continue
-            parent = pid
-            while parent > 1:
-                parent = _ppid(parent)
-                if parent == me:
-                    found.append(pid)
-                    break
-        except (FileNotFoundError, ProcessLookupError, IndexError, ValueError):
-            continue  # the process ended while we looked
-    return found
-
-
 def _task_starts(task_name: str) -> int:
-    """How many times this Ray session's workers started ``task_name``: a worker writes
-    ``:task_name:<name>`` to its log file at the start of every task attempt."""
-    import glob
-
+    """Attempts of ``task_name`` this Ray session's workers started (tasks + retries)."""
     import ray
 
-    session = ray._private.worker._global_node.get_session_dir_path()
-    marker = f":task_name:{task_name}\n"
-    starts = 0
-    for path in glob.glob(os.path.join(session, "logs", "worker-*.out")):
-        with open(path, errors="replace") as fh:
-            starts += fh.read().count(marker)
-    return starts
+    session = Path(ray._private.worker._global_node.get_session_dir_path())
+    return task_starts((session / "logs").glob("worker-*.out"), task_name)
 
 
 def _run_killing_one_worker(task_name: str, job: Callable[[], T]) -> tuple[T, int]:
@@ -101,7 +60,7 @@ def _run_killing_one_worker(task_name: str, job: Callable[[], T]) -> tuple[T, in
         killed: list[int] = []
         deadline = time.monotonic() + 300
         while not killed and thread.is_alive() and time.monotonic() < deadline:
-            busy = _descendants_running(task_name)
+            busy = busy_ray_workers(task_name, os.getpid())
             if busy:
                 time.sleep(0.3)  # let it get into the computation
                 os.kill(busy[0], signal.SIGKILL)

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import busy_ray_workers, run_cli, task_starts
 
 RAY = Path(sys.executable).parent / "ray"
 HOST = "127.0.0.1"
@@ -190,40 +190,14 @@ def nodes_that_ran(cluster: Cluster, task_name: str) -> set[int]:
     return used
 
 
-def task_starts(cluster: Cluster, task_name: str) -> int:
+def cluster_task_starts(cluster: Cluster, task_name: str) -> int:
     """Attempts of ``task_name`` started on all nodes (one log marker per attempt)."""
-    marker = f":task_name:{task_name}\n"
-    return sum(
-        out.read_text(errors="replace").count(marker)
+    logs = [
+        out
         for node, log in enumerate(cluster.logs)
         for out in log.parent.glob(f"ray{node}/session_*/logs/worker-*.out")
-    )
-
-
-def _parent(pid: int) -> int:
-    with open(f"/proc/{pid}/stat") as fh:
-        return int(fh.read().rsplit(")", 1)[1].split()[1])
-
-
-def node_running(root: int, task_name: str) -> bool:
-    """Whether a descendant of ``root`` (a node's ``ray start`` process) runs the task now:
-    Ray titles a busy worker ``ray::<task name>``."""
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/cmdline", "rb") as fh:
-                title = fh.read().split(b"\0")[0].decode(errors="replace")
-            if not title.startswith(f"ray::{task_name}"):
-                continue
-            pid = int(entry)
-            while pid > 1:
-                pid = _parent(pid)
-                if pid == root:
-                    return True
-        except (FileNotFoundError, ProcessLookupError, IndexError, ValueError):
-            continue  # the process ended while we looked
-    return False
+    ]
+    return task_starts(logs, task_name)
 
 
 @pytest.fixture(scope="module")
@@ -321,7 +295,7 @@ def test_node_lost_during_collection_is_retried_same_dataset(tmp_path, tmp_path_
         )
         deadline = time.monotonic() + 300
         # kill while the second node is inside a chunk, so that chunk must run again
-        while not node_running(lost.procs[1].pid, "run_chunk"):
+        while not busy_ray_workers("run_chunk", lost.procs[1].pid):
             assert proc.poll() is None, "finished before the second node ran a chunk"
             assert time.monotonic() < deadline, "the second node never ran a chunk"
             time.sleep(0.02)
@@ -331,7 +305,7 @@ def test_node_lost_during_collection_is_retried_same_dataset(tmp_path, tmp_path_
         assert proc.returncode == 0, stderr[-3000:]
         assert lost.procs[1].poll() is not None  # the node was really gone
         # 7 substations x 1 chunk; the lost node's chunk (or chunks) ran again on the head
-        assert task_starts(lost, "run_chunk") > 7
+        assert cluster_task_starts(lost, "run_chunk") > 7
     run_cli(*args, "--workers", "1", "--out", str(tmp_path / "local"))
     name = "dataset.parquet"
     assert (tmp_path / "cluster" / name).read_bytes() == (tmp_path / "local" / name).read_bytes()

@@ -96,7 +96,7 @@ def frame_for(
         json.dumps(action_sets, sort_keys=True),
     )
     hit = _FRAMES.get(key)
-    if hit is None or hit[0] is not env.action_space:
+    if hit is None:  # (an entry keeps its action space alive: its id cannot be reused)
         if len(_FRAMES) >= _MAX_FRAMES:
             _FRAMES.pop(next(iter(_FRAMES)))  # the oldest
         hit = (env.action_space, DecisionFrame(factorization, env, obs_mode, danger, action_sets))
