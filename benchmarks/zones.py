@@ -40,7 +40,7 @@ GRIDS = {
     "neurips": ("l2rpn_neurips_2020_track1", {"n_episodes": 150, "n_samples": 50_000}, (4, 5, 6)),
     "wcci": (
         "l2rpn_wcci_2022",
-        {"n_episodes": 40, "n_samples": 50_000, "max_steps": 50},
+        {"n_episodes": 80, "n_samples": 50_000, "max_steps": 50},
         (1, 2, 3),
     ),
 }

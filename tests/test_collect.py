@@ -132,19 +132,22 @@ def _effects(run_dir) -> dict:
     return json.loads((run_dir / "dataset.json").read_text())["action_effects"]
 
 
-def test_dataset_from_before_the_action_counters_gets_them(reference, tmp_path):
-    """A run collected before the counters existed: its dataset.json has no action_effects
-    and its parts no status. Collecting again redoes only such parts: same bytes, counters."""
+def test_parts_of_another_collector_version_are_collected_again(reference, tmp_path):
+    """A run collected by an older collector (it played other actions): its dataset.json and
+    one part lack the current version. Collecting again redoes only that part and rebuilds
+    the dataset: same bytes and counters as a fresh run, nothing old mixed in."""
     import shutil
+
+    from gridfactor.collect.grid2op_collect import COLLECTOR_VERSION
 
     out = tmp_path / "old"
     shutil.copytree(reference, out)
     sidecar = json.loads((out / "dataset.json").read_text())
-    del sidecar["action_effects"]
+    assert sidecar.pop("collector_version") == COLLECTOR_VERSION
     (out / "dataset.json").write_text(json.dumps(sidecar))
     old_part = sorted((out / "parts").glob("*.npz"))[3]
     with np.load(old_part) as data:
-        arrays = {k: data[k] for k in data.files if k not in ("status", "reasons")}
+        arrays = {k: data[k] for k in data.files if k != "collector_version"}
     np.savez(old_part, **arrays)
     redone: list[int] = []
     collect(

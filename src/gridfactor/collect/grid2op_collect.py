@@ -62,6 +62,10 @@ DATASET_FILE = "dataset.parquet"
 SIDECAR_FILE = "dataset.json"
 PARTS_DIR = "parts"
 DO_NOTHING = -1
+# What the random policy plays. 2: a unitary action leaves the ends of out lines alone (see
+# _without_out_lines); 1 played them, so grid2op refused it whenever a line was out. Part
+# files and datasets of another version are collected again, never mixed.
+COLLECTOR_VERSION = 2
 
 # Status of a step (``status`` in the part files). A topology action that grid2op applied:
 CHANGED = 1  # it changed the substation's buses
@@ -70,8 +74,9 @@ GAME_OVER = 3  # applied, then the step ended in a game over (an exception and d
 # Refused: grid2op played do-nothing instead (the action had no effect).
 ILLEGAL = 4  # info["is_illegal"]: a game rule (substation cooldown, max changes, ...)
 # info["is_illegal"] and the action set a bus on an end of a line that was out and still in
-# its cooldown (tripped by an overflow, attacked by the opponent, in maintenance): a unitary
-# action sets every element of the substation, so it would reconnect the line: refused
+# its cooldown (tripped by an overflow, attacked by the opponent, in maintenance), i.e. it
+# would have reconnected the line. The collector leaves such ends alone (version 2), so its
+# own actions should never get this status; it stays a counted kind, not an assumption.
 ILLEGAL_RECONNECTION = 5
 AMBIGUOUS = 6  # info["is_ambiguous"]: the action is inconsistent for this env
 REFUSED_OTHER = 7  # an exception without game over: failed redispatch, gen up/down times
@@ -243,12 +248,14 @@ def _sub_actions(env: Any, cache: dict[Any, list[Any]], sub_id: int) -> list[Any
 class Target(NamedTuple):
     """What a unitary topology action sets: ``buses`` at ``positions`` of ``topo_vect``
     (``key``: their bytes, a ~1 us comparison where numpy's takes ~5); ``lines``: the lines
-    with an end among them."""
+    with an end among them; ``end_of``: per position, the line it is an end of (-1: a load,
+    generator or storage unit)."""
 
     positions: np.ndarray
     buses: np.ndarray
     key: bytes
     lines: np.ndarray
+    end_of: np.ndarray
 
 
 def _sub_targets(env: Any, cache: dict[Any, list[Any]], sub_id: int) -> list[Target | None]:
@@ -270,8 +277,42 @@ def _sub_targets(env: Any, cache: dict[Any, list[Any]], sub_id: int) -> list[Tar
             positions = np.flatnonzero(buses)
             lines = np.unique(line_ids[np.isin(line_ends, positions)])
             buses = buses[positions].astype(dt_int)
-            targets.append(Target(positions, buses, buses.tobytes(), lines))
+            end_of = np.full(len(positions), -1)
+            for line, end in zip(line_ids, line_ends, strict=True):
+                end_of[positions == end] = line
+            targets.append(Target(positions, buses, buses.tobytes(), lines, end_of))
         cache[key] = targets
+    return cache[key]
+
+
+def _without_out_lines(
+    env: Any, cache: dict[Any, Any], index: int, target: Target, line_status: np.ndarray
+) -> tuple[Any, Target] | None:
+    """The action ``index`` without the ends of lines that are out, and its target; None
+    when no line of the target is out (play the action as it is).
+
+    A unitary action sets every element of its substation, so on the end of a line that is
+    out (tripped by an overflow, in maintenance) it asks grid2op to reconnect the line,
+    which it refuses while the line cools down or when two lines would change status
+    (MAX_LINE_STATUS_CHANGED): the step would be a do-nothing labelled as an action (27% of
+    the random actions on l2rpn_neurips_2020_track1, up to 73% on one substation). Left
+    alone, those ends stay out and the rest of the configuration is applied, as an operator
+    would do it. Cached per (action, set of out lines).
+    """
+    out = (target.end_of >= 0) & ~line_status[np.maximum(target.end_of, 0)]
+    if not out.any():
+        return None
+    key = ("without", index, out.tobytes())
+    if key not in cache:
+        kept = ~out
+        positions, buses = target.positions[kept], target.buses[kept]
+        set_bus = np.zeros(type(env).dim_topo, dtype=int)
+        set_bus[positions] = buses
+        action = env.action_space({"set_bus": set_bus})
+        cache[key] = (
+            action,
+            Target(positions, buses, buses.tobytes(), target.lines, target.end_of[kept]),
+        )
     return cache[key]
 
 
@@ -391,9 +432,14 @@ def run_chunk(chunk: Chunk) -> dict[str, np.ndarray]:
                 act_now, index = False, DO_NOTHING
             rho = obs.rho.astype(np.float32, copy=True)
             target = targets[index] if act_now else None
+            action = actions[index] if act_now else do_nothing
+            if target is not None:
+                restricted = _without_out_lines(env, cache, index, target, obs.line_status)
+                if restricted is not None:
+                    action, target = restricted
             prev = obs
             before = None if target is None else obs.topo_vect[target.positions]
-            obs, _, done, info = env.step(actions[index] if act_now else do_nothing)
+            obs, _, done, info = env.step(action)
             effect = _effect(info, done, target, before, prev) if act_now else NOT_ACTED
             status.append(effect)
             if effect in REFUSED and effect != EMPTY:
@@ -422,6 +468,7 @@ def run_chunk(chunk: Chunk) -> dict[str, np.ndarray]:
         "reasons": np.asarray(json.dumps(reasons, sort_keys=True)),
         # CPU time of this chunk (incl. a first env creation): a load-independent cost
         "cpu_seconds": np.asarray(time.process_time() - cpu_start),
+        "collector_version": np.asarray(COLLECTOR_VERSION),
     }
 
 
@@ -501,8 +548,9 @@ def _load_part(path: Path) -> dict[str, np.ndarray] | None:
             part = {k: data[k] for k in data.files}
     except (OSError, ValueError, EOFError):
         return None  # unreadable part (should not happen with atomic writes): redo it
-    # A part from before the action effects were recorded: redo it (same data, + counters).
-    return part if "status" in part else None
+    # A part of another collector version (or older, without the version): redo it.
+    current = "collector_version" in part and int(part["collector_version"]) == COLLECTOR_VERSION
+    return part if current else None
 
 
 def _assemble(
@@ -583,8 +631,10 @@ def collect(
     sidecar_path = out_dir / SIDECAR_FILE
     if dataset_path.is_file() and sidecar_path.is_file():
         sidecar = json.loads(sidecar_path.read_text())
-        # (a dataset from before the action effects were recorded is re-assembled)
-        if sidecar.get("settings") == asdict(config) and "action_effects" in sidecar:
+        if (
+            sidecar.get("settings") == asdict(config)
+            and sidecar.get("collector_version") == COLLECTOR_VERSION
+        ):
             return dataset_path
 
     info = grid_info(config.env_name, config.min_elements, config.backend)
@@ -646,6 +696,7 @@ def collect(
             "versions": _versions(),
             "seed": config.seed,
             "settings": asdict(config),
+            "collector_version": COLLECTOR_VERSION,
             "n_rows": len(frame),
             "n_episodes_total": int(len(lengths)),
             "episodes_per_substation": {
@@ -771,10 +822,9 @@ def check_action_effects(sidecar: dict[str, Any], max_no_effect: float = 0.05) -
 
     Not counted: ``no_change`` actions (legal; the configuration was already in place: part
     of a uniform random policy) and ``illegal_reconnection`` ones (the action would have
-    reconnected a line still in its cooldown, mostly one an overflow had just tripped: the
-    random policy meets this on every env with protections, e.g. 22% of sub_12's actions on
-    l2rpn_case14_sandbox with the defaults, 100 episodes, seed 29; it dilutes the
-    substation's MI, it does not void it). The console lists both.
+    reconnected a line still in its cooldown; the collector's actions leave out lines alone,
+    so it does not expect any: it dilutes the substation's MI, it does not void it). The
+    console lists both.
     """
     effects = sidecar.get("action_effects")
     if effects is None:  # not recorded: collect() re-assembles such a dataset with them

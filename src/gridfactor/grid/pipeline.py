@@ -220,14 +220,25 @@ def grid_mi(
     parts = Path(out_dir) / MI_PARTS_DIR
     selected = list(sidecar["selected_substations"])
     measured, unmeasured = [], []
-    todo = sum(not (parts / f"sub{s:03d}.npz").is_file() for s in selected)
+    # MI parts of a dataset collected by another collector version are computed again
+    version = int(sidecar.get("collector_version", 1))
+
+    def saved_part(sub_id: int) -> Path | None:
+        path = parts / f"sub{sub_id:03d}.npz"
+        if not path.is_file():
+            return None
+        with np.load(path) as saved:
+            same = "collector_version" in saved and int(saved["collector_version"]) == version
+        return path if same else None
+
+    todo = sum(saved_part(s) is None for s in selected)
     # one display over the substations left; the MI and the null are timed apart
     with phase(
         "MI", total=todo, unit="substation", enabled=progress and todo > 0, record=False
     ) as display:
         for sub_id in selected:
             part = parts / f"sub{sub_id:03d}.npz"
-            if part.is_file():
+            if saved_part(sub_id) is not None:
                 with np.load(part) as saved:
                     columns = (saved["mi"], saved["shuffled"], saved["unbiased"])
                     null_column = saved["null"] if significance else None
@@ -252,6 +263,7 @@ def grid_mi(
                     shuffled=columns[1],
                     unbiased=columns[2],
                     measured=np.array(is_measured),
+                    collector_version=np.array(version),
                     **extra,
                 )
                 with atomic_write(part, "wb") as fh:
