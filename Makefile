@@ -21,7 +21,7 @@ demo: install
 
 test: install
 	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/python -m pytest -x -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -x -q --durations=15 $(PYTEST_ARGS)
 
 bench: install
 	$(BIN)/python benchmarks/mi.py

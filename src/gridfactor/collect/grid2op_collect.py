@@ -268,6 +268,8 @@ def _sub_targets(env: Any, cache: dict[Any, list[Any]], sub_id: int) -> list[Tar
         cls = type(env)
         line_ends = np.concatenate([cls.line_or_pos_topo_vect, cls.line_ex_pos_topo_vect])
         line_ids = np.concatenate([np.arange(cls.n_line)] * 2)
+        line_at = np.full(cls.dim_topo, -1)  # per topo_vect position: its line, -1 if none
+        line_at[line_ends] = line_ids
         targets: list[Target | None] = []
         for action in _sub_actions(env, cache, sub_id):
             if not action.can_affect_something():
@@ -275,12 +277,9 @@ def _sub_targets(env: Any, cache: dict[Any, list[Any]], sub_id: int) -> list[Tar
                 continue
             buses = action.set_bus
             positions = np.flatnonzero(buses)
-            lines = np.unique(line_ids[np.isin(line_ends, positions)])
+            lines = np.unique(line_at[positions][line_at[positions] >= 0])
             buses = buses[positions].astype(dt_int)
-            end_of = np.full(len(positions), -1)
-            for line, end in zip(line_ids, line_ends, strict=True):
-                end_of[positions == end] = line
-            targets.append(Target(positions, buses, buses.tobytes(), lines, end_of))
+            targets.append(Target(positions, buses, buses.tobytes(), lines, line_at[positions]))
         cache[key] = targets
     return cache[key]
 
