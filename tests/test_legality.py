@@ -270,3 +270,31 @@ def test_every_baseline_declares_the_action_types_it_plays():
     check_agents_support("l2rpn_case14_sandbox", list(BASELINES), command, trained=True)
     with pytest.raises(UserError, match="expert-zone"):
         check_agents_support("educ_case14_redisp", ["do-nothing", "expert-zone"], command)
+
+
+def test_restricted_actions_stay_on_their_substation():
+    """One worker plays every substation with one cache: the action without the out lines'
+    ends must be its own substation's, whatever other substation had the same action index
+    and the same pattern of out ends before (each line out in turn)."""
+    from gridfactor.collect.grid2op_collect import _sub_targets, _without_out_lines
+
+    env = make_env("l2rpn_case14_sandbox")
+    cls = type(env)
+    cache: dict = {}
+    subs = [s for s in range(cls.n_sub) if cls.sub_info[s] >= 4]
+    checked = 0
+    for line in range(cls.n_line):
+        status = np.ones(cls.n_line, dtype=bool)
+        status[line] = False
+        for sub_id in subs:
+            own = np.flatnonzero(cls.grid_objects_types[:, 0] == sub_id)
+            for target in _sub_targets(env, cache, sub_id)[:8]:
+                restricted = _without_out_lines(env, cache, target, status)
+                if restricted is None:
+                    continue
+                action, kept = restricted
+                assert set(np.flatnonzero(action.set_bus)) <= set(own), (line, sub_id)
+                assert set(kept.positions) <= set(own) and line not in kept.end_of
+                checked += 1
+    env.close()
+    assert checked > 20

@@ -62,10 +62,11 @@ DATASET_FILE = "dataset.parquet"
 SIDECAR_FILE = "dataset.json"
 PARTS_DIR = "parts"
 DO_NOTHING = -1
-# What the random policy plays. 2: a unitary action leaves the ends of out lines alone (see
-# _without_out_lines); 1 played them, so grid2op refused it whenever a line was out. Part
-# files and datasets of another version are collected again, never mixed.
-COLLECTOR_VERSION = 2
+# What the random policy plays. 3: a unitary action leaves the ends of out lines alone (see
+# _without_out_lines); 1 played them, so grid2op refused it whenever a line was out; 2 could
+# play another substation's action from its cache. Part files and datasets of another
+# version are collected again, never mixed.
+COLLECTOR_VERSION = 3
 
 # Status of a step (``status`` in the part files). A topology action that grid2op applied:
 CHANGED = 1  # it changed the substation's buses
@@ -285,7 +286,7 @@ def _sub_targets(env: Any, cache: dict[Any, list[Any]], sub_id: int) -> list[Tar
 
 
 def _without_out_lines(
-    env: Any, cache: dict[Any, Any], index: int, target: Target, line_status: np.ndarray
+    env: Any, cache: dict[Any, Any], target: Target, line_status: np.ndarray
 ) -> tuple[Any, Target] | None:
     """The action ``index`` without the ends of lines that are out, and its target; None
     when no line of the target is out (play the action as it is).
@@ -296,12 +297,13 @@ def _without_out_lines(
     (MAX_LINE_STATUS_CHANGED): the step would be a do-nothing labelled as an action (27% of
     the random actions on l2rpn_neurips_2020_track1, up to 73% on one substation). Left
     alone, those ends stay out and the rest of the configuration is applied, as an operator
-    would do it. Cached per (action, set of out lines).
+    would do it. Cached per (target, set of out lines): the cache is the worker's, shared by
+    every substation it plays.
     """
     out = (target.end_of >= 0) & ~line_status[np.maximum(target.end_of, 0)]
     if not out.any():
         return None
-    key = ("without", index, out.tobytes())
+    key = ("without", target.positions.tobytes(), target.key, out.tobytes())
     if key not in cache:
         kept = ~out
         positions, buses = target.positions[kept], target.buses[kept]
@@ -433,7 +435,7 @@ def run_chunk(chunk: Chunk) -> dict[str, np.ndarray]:
             target = targets[index] if act_now else None
             action = actions[index] if act_now else do_nothing
             if target is not None:
-                restricted = _without_out_lines(env, cache, index, target, obs.line_status)
+                restricted = _without_out_lines(env, cache, target, obs.line_status)
                 if restricted is not None:
                     action, target = restricted
             prev = obs
