@@ -117,6 +117,17 @@ def test_factorize_cli_end_to_end(tmp_path, env, n_line, n_sub):
 
     assert clusters(result.output) and clusters(again.output) == clusters(result.output)
 
+    # an MI part of a dataset from another collector version is computed again, the rest kept
+    stale = sorted((out / "mi_parts").glob("*.npz"))[0]
+    with np.load(stale) as saved:
+        arrays = {k: saved[k] for k in saved.files if k != "collector_version"}
+    np.savez(stale, **arrays)
+    kept = [p for p in finished if p not in (stale, out / "dataset.parquet")]
+    before = stamps(kept)
+    third = _factorize(env, out)
+    assert computed(third.output) == 1 and stamps(kept) == before
+    assert {n: (out / n).read_bytes() for n in matrices} == matrices
+
 
 def finished_work(out: Path) -> list[Path]:
     """What a re-run must load rather than recompute: the dataset, its collection parts and
