@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,7 @@ from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components
 from sklearn.metrics import adjusted_rand_score
 
-from gridfactor.factorize.partition import METHODS, ZonePartitioner, score_zones
+from gridfactor.factorize.partition import METHODS, ZonePartitioner, ZoneScore, score_zones
 from gridfactor.factorize.structure import clusters_from_adjacency
 from tests.conftest import assert_user_error
 
@@ -55,6 +56,19 @@ def test_auto_on_block_diagonal_returns_the_blocks(method):
     assert adjusted_rand_score(i_lab, part.input_labels) == 1.0
     assert adjusted_rand_score(t_lab, part.target_labels) == 1.0
     assert part.score.inside_share == pytest.approx(1.0)
+    assert 2 * part.score.null_replicates >= 19  # the chosen K was tested
+
+
+def test_a_k_the_shuffled_copies_do_not_reach_is_not_significant():
+    """The 118-bus grid, seed 3: co-clustering reached K = 25 on the MI but on none of the 19
+    shuffled copies; an untested K counted as beating a null of 0 and won with 25 zones."""
+    score = ZoneScore(n_zones=25, inside_share=0.73, cut_mi=1.0, modularity=0.66)
+    assert not replace(score, null_replicates=0, null_required=19).significant
+    assert not replace(score, null_max=0.5, null_replicates=9, null_required=19).significant
+    assert replace(score, null_max=0.5, null_replicates=10, null_required=19).significant
+    assert replace(score, null_max=0.5, null_replicates=19, null_required=19).significant
+    assert not replace(score, null_max=0.7, null_replicates=19, null_required=19).significant
+    assert replace(score, n_zones=1).significant
 
 
 def test_one_zone_when_asked_and_when_nothing_stands_out():

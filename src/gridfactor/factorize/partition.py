@@ -23,8 +23,10 @@ bipartite graph with the same per-target and per-input MI totals would keep insi
 finds some modularity in pure noise, more so at larger K, so the same method also runs on
 ``n_null`` (19) shuffled copies of the MI (each input's values permuted over the targets:
 same MI per input, no structure). ``auto`` keeps the K whose modularity beats all of its
-shuffled replicates (a permutation test at p < 1/20) and, among those, picks the largest
-excess over the replicates' mean (ties: the smaller K); one zone when no K is significant,
+shuffled replicates (a permutation test at p < 1/20; a K the method reaches on fewer than
+half of the copies, e.g. cocluster leaving clusters empty, is not tested) and, among those,
+picks the largest excess over the replicates' mean (ties: the smaller K); one zone when no
+K is significant,
 and disconnected blocks are never merged. The whole curve is kept (``ZonePartition.curve``).
 """
 
@@ -78,6 +80,8 @@ class ZoneScore:
     modularity: float  # Barber's bipartite modularity
     null_modularity: float = 0.0  # mean of what the method reaches at this K on shuffled MI
     null_max: float = 0.0  # the highest of those replicates
+    null_replicates: int = 0  # shuffled copies on which the method reached this K
+    null_required: int = 0  # copies made (a K is tested when at least half reached it)
 
     @property
     def excess_modularity(self) -> float:
@@ -85,8 +89,14 @@ class ZoneScore:
 
     @property
     def significant(self) -> bool:
-        """The data beat every shuffled replicate (one zone always qualifies)."""
-        return self.n_zones == 1 or self.modularity > self.null_max
+        """The data beat every shuffled replicate that reached this K, and at least half of
+        the replicates did (a method may leave clusters empty on shuffled MI, louvain may
+        skip a K: with few or no replicates there is no null to beat, which is no test, not
+        a pass). One zone always qualifies."""
+        if self.n_zones == 1:
+            return True
+        tested = self.null_required > 0 and 2 * self.null_replicates >= self.null_required
+        return tested and self.modularity > self.null_max
 
     def to_dict(self) -> dict[str, float]:
         return {
@@ -96,6 +106,7 @@ class ZoneScore:
             "modularity": self.modularity,
             "null_modularity": self.null_modularity,
             "null_max": self.null_max,
+            "null_replicates": self.null_replicates,
             "excess_modularity": self.excess_modularity,
             "significant": self.significant,
         }
@@ -356,7 +367,14 @@ class ZonePartitioner:
                     null[k].append(score.modularity)
         for k, (targets, labels, score) in results.items():
             q0 = (float(np.mean(null[k])), float(np.max(null[k]))) if null[k] else (0.0, 0.0)
-            results[k] = (targets, labels, replace(score, null_modularity=q0[0], null_max=q0[1]))
+            score = replace(
+                score,
+                null_modularity=q0[0],
+                null_max=q0[1],
+                null_replicates=len(null[k]),
+                null_required=self.n_null,
+            )
+            results[k] = (targets, labels, score)
         if n_zones == "auto":
             rule = "auto: max modularity above the shuffled-MI null"
             chosen = min(results)
