@@ -76,8 +76,8 @@ GAME_OVER = 3  # applied, then the step ended in a game over (an exception and d
 ILLEGAL = 4  # info["is_illegal"]: a game rule (substation cooldown, max changes, ...)
 # info["is_illegal"] and the action set a bus on an end of a line that was out and still in
 # its cooldown (tripped by an overflow, attacked by the opponent, in maintenance), i.e. it
-# would have reconnected the line. The collector leaves such ends alone (version 2), so its
-# own actions should never get this status; it stays a counted kind, not an assumption.
+# would have reconnected the line. The collector leaves such ends alone (since version 2),
+# so its own actions should never get this status; it stays a counted kind, not an assumption.
 ILLEGAL_RECONNECTION = 5
 AMBIGUOUS = 6  # info["is_ambiguous"]: the action is inconsistent for this env
 REFUSED_OTHER = 7  # an exception without game over: failed redispatch, gen up/down times
@@ -288,7 +288,7 @@ def _sub_targets(env: Any, cache: dict[Any, list[Any]], sub_id: int) -> list[Tar
 def _without_out_lines(
     env: Any, cache: dict[Any, Any], target: Target, line_status: np.ndarray
 ) -> tuple[Any, Target] | None:
-    """The action ``index`` without the ends of lines that are out, and its target; None
+    """The target's action without the ends of lines that are out, and its target; None
     when no line of the target is out (play the action as it is).
 
     A unitary action sets every element of its substation, so on the end of a line that is

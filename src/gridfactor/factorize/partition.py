@@ -26,8 +26,8 @@ same MI per input, no structure). ``auto`` keeps the K whose modularity beats al
 shuffled replicates (a permutation test at p < 1/20; a K the method reaches on fewer than
 half of the copies, e.g. cocluster leaving clusters empty, is not tested) and, among those,
 picks the largest excess over the replicates' mean (ties: the smaller K); one zone when no
-K is significant,
-and disconnected blocks are never merged. The whole curve is kept (``ZonePartition.curve``).
+K is significant, and disconnected blocks are never merged. The whole curve is kept
+(``ZonePartition.curve``).
 """
 
 from __future__ import annotations
