@@ -196,6 +196,17 @@ class GridMI:
     unmeasured: list[int]
 
 
+def _load_mi_part(path: Path, version: int) -> dict[str, np.ndarray] | None:
+    """A substation's saved MI columns, or None when missing or from another collector
+    version."""
+    if not path.is_file():
+        return None
+    with np.load(path) as data:
+        saved = {k: data[k] for k in data.files}
+    same = "collector_version" in saved and int(saved["collector_version"]) == version
+    return saved if same else None
+
+
 def grid_mi(
     frame: Any,
     sidecar: dict[str, Any],
@@ -222,27 +233,19 @@ def grid_mi(
     measured, unmeasured = [], []
     # MI parts of a dataset collected by another collector version are computed again
     version = int(sidecar.get("collector_version", 1))
-
-    def saved_part(sub_id: int) -> Path | None:
-        path = parts / f"sub{sub_id:03d}.npz"
-        if not path.is_file():
-            return None
-        with np.load(path) as saved:
-            same = "collector_version" in saved and int(saved["collector_version"]) == version
-        return path if same else None
-
-    todo = sum(saved_part(s) is None for s in selected)
+    saved_parts = {s: _load_mi_part(parts / f"sub{s:03d}.npz", version) for s in selected}
+    todo = sum(saved is None for saved in saved_parts.values())
     # one display over the substations left; the MI and the null are timed apart
     with phase(
         "MI", total=todo, unit="substation", enabled=progress and todo > 0, record=False
     ) as display:
         for sub_id in selected:
             part = parts / f"sub{sub_id:03d}.npz"
-            if saved_part(sub_id) is not None:
-                with np.load(part) as saved:
-                    columns = (saved["mi"], saved["shuffled"], saved["unbiased"])
-                    null_column = saved["null"] if significance else None
-                    is_measured = bool(saved["measured"])
+            saved = saved_parts[sub_id]
+            if saved is not None:
+                columns = (saved["mi"], saved["shuffled"], saved["unbiased"])
+                null_column = saved["null"] if significance else None
+                is_measured = bool(saved["measured"])
             else:
                 targets, inputs = substation_samples(
                     frame, sub_id, line_names, sub_names, config.n_samples, config.seed
