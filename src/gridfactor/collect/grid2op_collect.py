@@ -278,9 +278,10 @@ def _sub_targets(env: Any, cache: dict[Any, list[Any]], sub_id: int) -> list[Tar
                 continue
             buses = action.set_bus
             positions = np.flatnonzero(buses)
-            lines = np.unique(line_at[positions][line_at[positions] >= 0])
+            end_of = line_at[positions]
             buses = buses[positions].astype(dt_int)
-            targets.append(Target(positions, buses, buses.tobytes(), lines, line_at[positions]))
+            lines = np.unique(end_of[end_of >= 0])
+            targets.append(Target(positions, buses, buses.tobytes(), lines, end_of))
         cache[key] = targets
     return cache[key]
 
@@ -550,8 +551,13 @@ def _load_part(path: Path) -> dict[str, np.ndarray] | None:
     except (OSError, ValueError, EOFError):
         return None  # unreadable part (should not happen with atomic writes): redo it
     # A part of another collector version (or older, without the version): redo it.
-    current = "collector_version" in part and int(part["collector_version"]) == COLLECTOR_VERSION
-    return part if current else None
+    return part if from_collector(part, COLLECTOR_VERSION) else None
+
+
+def from_collector(saved: dict[str, np.ndarray], version: int) -> bool:
+    """Whether arrays saved beside a collection (its part files, the MI parts computed from
+    its dataset) record collector ``version``; older saves have no version."""
+    return "collector_version" in saved and int(saved["collector_version"]) == version
 
 
 def _assemble(

@@ -25,6 +25,7 @@ from gridfactor.collect.grid2op_collect import (
     CollectConfig,
     check_action_effects,
     collect,
+    from_collector,
     game_over_rows,
     load_dataset,
 )
@@ -203,8 +204,7 @@ def _load_mi_part(path: Path, version: int) -> dict[str, np.ndarray] | None:
         return None
     with np.load(path) as data:
         saved = {k: data[k] for k in data.files}
-    same = "collector_version" in saved and int(saved["collector_version"]) == version
-    return saved if same else None
+    return saved if from_collector(saved, version) else None
 
 
 def grid_mi(
