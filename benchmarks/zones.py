@@ -120,6 +120,13 @@ def main() -> None:
     parser.add_argument(
         "--n-seeds", type=int, default=None, help="only the first N seeds of each grid"
     )
+    parser.add_argument(
+        "--episodes",
+        type=int,
+        default=None,
+        help="episodes per substation instead of each grid's default (runs go to "
+        "<grid>-e<N>-s<seed>)",
+    )
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     print(f"load average at start: {os.getloadavg()}", flush=True)
@@ -129,6 +136,10 @@ def main() -> None:
     rows, timings = [], []
     for grid in args.grids:
         env_name, settings, seeds = GRIDS[grid]
+        name = grid
+        if args.episodes is not None:
+            settings = {**settings, "n_episodes": args.episodes}
+            name = f"{grid}-e{args.episodes}"
         env = make_env(env_name)
         for seed in seeds[: args.n_seeds]:
             tic = time.perf_counter()
@@ -136,7 +147,7 @@ def main() -> None:
                 env_name=env_name, seed=seed, threshold="quantile", **settings
             )
             run = factorize_grid(
-                config, f"{args.out}/{grid}-s{seed}", parallel=parallel, resume=True
+                config, f"{args.out}/{name}-s{seed}", parallel=parallel, resume=True
             )
             timings.append((grid, seed, time.perf_counter() - tic, run.dataset_info["n_rows"]))
             print(f"{grid} seed {seed}: factorize {timings[-1][2]:.0f} s", flush=True)
@@ -174,7 +185,7 @@ def main() -> None:
     )
     os.makedirs(args.out, exist_ok=True)
     # one file pair per grid selection: a run on other grids does not overwrite this one
-    tag = "-".join(args.grids)
+    tag = "-".join(args.grids) + ("" if args.episodes is None else f"-e{args.episodes}")
     table.drop(columns="labels").to_csv(f"{args.out}/zones_benchmark_{tag}.csv", index=False)
     summary.to_csv(f"{args.out}/zones_summary_{tag}.csv", index=False)
     with pd.option_context("display.width", 200, "display.max_columns", 20):

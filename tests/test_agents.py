@@ -170,3 +170,36 @@ def test_decision_frames_are_built_once_per_process_and_action_space():
     for env, frame in ((env_a, frame_a), (env_b, frame_b), (env_a, frame_a)):
         assert agent.prepare(env) is frame
     assert frame_for(fact, env_a, obs_mode="global") is not frame_a  # other settings
+
+
+def test_agents_play_topology_actions_without_out_lines_ends(g2env):
+    """With two lines of a substation out, every action of the zone agent of that
+    substation simulates as legal: the frame plays it without the out lines' ends. The
+    same actions as enumerated ask grid2op to reconnect both lines, which it refuses (one
+    line status change per step; checked, so the situation is real); the full expert's
+    candidates get the same treatment."""
+    from gridfactor.agents.frame import DecisionFrame
+    from gridfactor.evaluate.agents import playable_actions, unitary_topology_actions
+
+    def illegal(obs, actions):
+        return sum(bool(obs.simulate(a)[3]["is_illegal"]) for a in actions)
+
+    out = [3, 4]  # substation 1 -> 3 and 1 -> 4
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        g2env.reset(seed=0, options={"time serie id": 0})
+        for line in out:  # one status change per step
+            obs, _, done, _ = g2env.step(g2env.action_space({"set_line_status": [(line, -1)]}))
+    assert not done and not obs.line_status[out].any()
+    frame = DecisionFrame(case14_factorization(g2env), g2env)
+    aid = frame.sub_owner[1]
+    raw = frame.by_id[aid].actions
+    assert illegal(obs, raw) > 5  # the double reconnections grid2op refuses
+    played = frame.candidates(aid, obs)
+    assert len(played) == len(raw) and illegal(obs, played) == 0
+    ends = g2env.line_or_pos_topo_vect[out]
+    assert all(not np.any(a.set_bus[ends]) for a in played)
+    assert frame.action(aid, 3, obs) is played[3]  # cached: one action object per state
+    playable = playable_actions(g2env)
+    expert = [playable(a, obs) for a in unitary_topology_actions(g2env)]
+    assert illegal(obs, expert) == 0

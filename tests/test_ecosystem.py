@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +18,7 @@ import pandas as pd
 import pytest
 
 import gridfactor
+from gridfactor.collect.demonstrations import DEMONSTRATION_VERSION
 from gridfactor.envs.grid2op_env import env_data_dir, make_env
 from gridfactor.errors import UserError
 from gridfactor.evaluate import EvalConfig, evaluate
@@ -156,7 +158,16 @@ def test_demonstrate_command_records_the_zone_expert_on_training_chronics(tmp_pa
     stamp = (out / "demonstrations.parquet").stat().st_mtime_ns
     again = run_cli(*args, "--out", str(out), timeout=900)
     assert (out / "demonstrations.parquet").stat().st_mtime_ns == stamp
-    assert "[demonstrate]" not in again.stdout
+    assert "[demonstrate]" not in again.stderr  # (progress goes to stderr)
+    # a run of the older expert (candidates with the ends of out lines) is recorded again
+    sidecar = json.loads((out / "demonstrations.json").read_text())
+    del sidecar["demonstration_version"]
+    (out / "demonstrations.json").write_text(json.dumps(sidecar))
+    (part,) = (out / "parts").iterdir()
+    part.write_bytes(pickle.dumps(pickle.loads(part.read_bytes())["rows"]))  # old format
+    again = run_cli(*args, "--out", str(out), timeout=900)
+    assert "[demonstrate]" in again.stderr
+    assert pickle.loads(part.read_bytes())["demonstration_version"] == DEMONSTRATION_VERSION
 
 
 # Fresh interpreter: the submission folder alone (the run directory is moved away), played

@@ -276,7 +276,8 @@ def test_restricted_actions_stay_on_their_substation():
     """One worker plays every substation with one cache: the action without the out lines'
     ends must be its own substation's, whatever other substation had the same action index
     and the same pattern of out ends before (each line out in turn)."""
-    from gridfactor.collect.grid2op_collect import _sub_targets, _without_out_lines
+    from gridfactor.collect.grid2op_collect import _sub_targets
+    from gridfactor.envs.topology import without_out_lines
 
     env = make_env("l2rpn_case14_sandbox")
     cls = type(env)
@@ -289,7 +290,7 @@ def test_restricted_actions_stay_on_their_substation():
         for sub_id in subs:
             own = np.flatnonzero(cls.grid_objects_types[:, 0] == sub_id)
             for target in _sub_targets(env, cache, sub_id)[:8]:
-                restricted = _without_out_lines(env, cache, target, status)
+                restricted = without_out_lines(env.action_space, cache, target, status)
                 if restricted is None:
                     continue
                 action, kept = restricted

@@ -16,6 +16,7 @@ import numpy as np
 
 from gridfactor.agents.cluster import ClusterAgent, ObservationEncoder, build_agents
 from gridfactor.agents.high_level import HighLevelRules
+from gridfactor.envs.topology import PlayableActions
 from gridfactor.factorize.structure import Factorization
 
 
@@ -47,6 +48,7 @@ class DecisionFrame:
         self.rules = HighLevelRules(danger)
         self.obs_mode = obs_mode
         self.action_space_id = id(env.action_space)
+        self.playable = PlayableActions(env.action_space)
 
     @property
     def agent_ids(self) -> list[str]:
@@ -63,6 +65,14 @@ class DecisionFrame:
     def encode(self, agent: str, obs: Any) -> np.ndarray:
         """(d,) float32 observation of ``agent``."""
         return self.encoders[agent](obs)
+
+    def action(self, agent: str, index: int, obs: Any) -> Any:
+        """Action ``index`` of ``agent`` as it is played in ``obs``."""
+        return self.playable(self.by_id[agent].actions[index], obs)
+
+    def candidates(self, agent: str, obs: Any) -> list[Any]:
+        """Every action of ``agent`` as it is played in ``obs`` (same order and indices)."""
+        return [self.playable(action, obs) for action in self.by_id[agent].actions]
 
     def safe_action(self, obs: Any, action_space: Any) -> Any:
         """The rules' action when nothing is decided: reconnect a line, else do nothing."""

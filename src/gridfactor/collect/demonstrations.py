@@ -40,6 +40,10 @@ from gridfactor.runs import atomic_write, prepare_run_dir, write_json
 DEMO_FILE = "demonstrations.parquet"
 DEMO_SIDECAR = "demonstrations.json"
 PARTS_DIR = "parts"
+# What the expert simulates and plays. 2: topology actions without the ends of out lines
+# (gridfactor.envs.topology); 1 asked grid2op to reconnect them, so many candidates were
+# refused. Parts and files of another version are recorded again on resume, never mixed.
+DEMONSTRATION_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -138,7 +142,7 @@ def run_chunk(chunk: Chunk) -> list[dict[str, Any]]:
             agent = env.by_id[aid]
             g2obs = env.obs
             tic = time.perf_counter()
-            best, rhos = best_by_simulation(g2obs, agent.actions)
+            best, rhos = best_by_simulation(g2obs, env.frame.candidates(aid, g2obs))
             expert_s = time.perf_counter() - tic
             played = 0 if rng.random() < chunk.config.explore else best
             rows.append(
@@ -211,7 +215,9 @@ def demonstrate(
     )
     path, sidecar_path = out_dir / DEMO_FILE, out_dir / DEMO_SIDECAR
     if path.is_file() and sidecar_path.is_file():
-        return out_dir
+        done = json.loads(sidecar_path.read_text())
+        if done.get("demonstration_version") == DEMONSTRATION_VERSION:
+            return out_dir
     train = (tuple(split["train"]["chronics"]), tuple(split["train"]["start_range"]))
     chunks = [
         Chunk(config, train, a, min(a + config.chunk_size, config.n_episodes))
@@ -224,7 +230,7 @@ def demonstrate(
     def on_result(position: int, rows: list[dict[str, Any]]) -> None:
         index = todo[position]
         buffer = io.BytesIO()
-        pickle.dump(rows, buffer)
+        pickle.dump({"demonstration_version": DEMONSTRATION_VERSION, "rows": rows}, buffer)
         with atomic_write(parts_dir / chunks[index].part_name, "wb") as fh:
             fh.write(buffer.getvalue())
         parts[index] = rows
@@ -257,6 +263,7 @@ def demonstrate(
         sidecar_path,
         {
             "env_name": config.env_name,
+            "demonstration_version": DEMONSTRATION_VERSION,
             "settings": {k: v for k, v in asdict(config).items() if k != "factorization"},
             "split": split,
             "n_decisions": len(frame),
@@ -273,13 +280,18 @@ def demonstrate(
 
 
 def _load(path: Path) -> list[dict[str, Any]] | None:
+    """The part's rows; None (redo it) when missing, unreadable (should not happen with
+    atomic writes) or recorded by another version (see :data:`DEMONSTRATION_VERSION`)."""
     if not path.is_file():
         return None
     try:
         with path.open("rb") as fh:
-            return pickle.load(fh)
+            part = pickle.load(fh)
     except (OSError, EOFError, pickle.UnpicklingError):
-        return None  # unreadable part (should not happen with atomic writes): redo it
+        return None
+    if not isinstance(part, dict) or part.get("demonstration_version") != DEMONSTRATION_VERSION:
+        return None
+    return part["rows"]
 
 
 @dataclass

@@ -49,11 +49,12 @@ import time
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
 from gridfactor.envs.grid2op_env import reset_env
+from gridfactor.envs.topology import Target, line_lookup, target_of, without_out_lines
 from gridfactor.errors import UserError
 from gridfactor.parallel import ParallelConfig, parallel_map
 from gridfactor.runs import atomic_write, write_json
@@ -63,7 +64,7 @@ SIDECAR_FILE = "dataset.json"
 PARTS_DIR = "parts"
 DO_NOTHING = -1
 # What the random policy plays. 3: a unitary action leaves the ends of out lines alone (see
-# _without_out_lines); 1 played them, so grid2op refused it whenever a line was out; 2 could
+# gridfactor.envs.topology); 1 played them, so grid2op refused it whenever a line was out; 2 could
 # play another substation's action from its cache. Part files and datasets of another
 # version are collected again, never mixed.
 COLLECTOR_VERSION = 3
@@ -246,75 +247,17 @@ def _sub_actions(env: Any, cache: dict[Any, list[Any]], sub_id: int) -> list[Any
     return cache[sub_id]
 
 
-class Target(NamedTuple):
-    """What a unitary topology action sets: ``buses`` at ``positions`` of ``topo_vect``
-    (``key``: their bytes, a ~1 us comparison where numpy's takes ~5); ``lines``: the lines
-    with an end among them; ``end_of``: per position, the line it is an end of (-1: a load,
-    generator or storage unit)."""
-
-    positions: np.ndarray
-    buses: np.ndarray
-    key: bytes
-    lines: np.ndarray
-    end_of: np.ndarray
-
-
 def _sub_targets(env: Any, cache: dict[Any, list[Any]], sub_id: int) -> list[Target | None]:
     """Per action of the substation its :class:`Target`, or None when grid2op built it empty
     (an action class without set_bus drops the buses)."""
     key = ("targets", sub_id)
     if key not in cache:
-        from grid2op.dtypes import dt_int  # the dtype of obs.topo_vect
-
-        cls = type(env)
-        line_ends = np.concatenate([cls.line_or_pos_topo_vect, cls.line_ex_pos_topo_vect])
-        line_ids = np.concatenate([np.arange(cls.n_line)] * 2)
-        line_at = np.full(cls.dim_topo, -1)  # per topo_vect position: its line, -1 if none
-        line_at[line_ends] = line_ids
-        targets: list[Target | None] = []
-        for action in _sub_actions(env, cache, sub_id):
-            if not action.can_affect_something():
-                targets.append(None)
-                continue
-            buses = action.set_bus
-            positions = np.flatnonzero(buses)
-            end_of = line_at[positions]
-            buses = buses[positions].astype(dt_int)
-            lines = np.unique(end_of[end_of >= 0])
-            targets.append(Target(positions, buses, buses.tobytes(), lines, end_of))
-        cache[key] = targets
-    return cache[key]
-
-
-def _without_out_lines(
-    env: Any, cache: dict[Any, Any], target: Target, line_status: np.ndarray
-) -> tuple[Any, Target] | None:
-    """The target's action without the ends of lines that are out, and its target; None
-    when no line of the target is out (play the action as it is).
-
-    A unitary action sets every element of its substation, so on the end of a line that is
-    out (tripped by an overflow, in maintenance) it asks grid2op to reconnect the line,
-    which it refuses while the line cools down or when two lines would change status
-    (MAX_LINE_STATUS_CHANGED): the step would be a do-nothing labelled as an action (27% of
-    the random actions on l2rpn_neurips_2020_track1, up to 73% on one substation). Left
-    alone, those ends stay out and the rest of the configuration is applied, as an operator
-    would do it. Cached per (target, set of out lines): the cache is the worker's, shared by
-    every substation it plays.
-    """
-    out = (target.end_of >= 0) & ~line_status[np.maximum(target.end_of, 0)]
-    if not out.any():
-        return None
-    key = ("without", target.positions.tobytes(), target.key, out.tobytes())
-    if key not in cache:
-        kept = ~out
-        positions, buses = target.positions[kept], target.buses[kept]
-        set_bus = np.zeros(type(env).dim_topo, dtype=int)
-        set_bus[positions] = buses
-        action = env.action_space({"set_bus": set_bus})
-        cache[key] = (
-            action,
-            Target(positions, buses, buses.tobytes(), target.lines, target.end_of[kept]),
-        )
+        if "line_at" not in cache:
+            cache["line_at"] = line_lookup(type(env))
+        cache[key] = [
+            target_of(action, cache["line_at"]) if action.can_affect_something() else None
+            for action in _sub_actions(env, cache, sub_id)
+        ]
     return cache[key]
 
 
@@ -436,7 +379,8 @@ def run_chunk(chunk: Chunk) -> dict[str, np.ndarray]:
             target = targets[index] if act_now else None
             action = actions[index] if act_now else do_nothing
             if target is not None:
-                restricted = _without_out_lines(env, cache, target, obs.line_status)
+                # the ends of out lines are left alone (see gridfactor.envs.topology)
+                restricted = without_out_lines(env.action_space, cache, target, obs.line_status)
                 if restricted is not None:
                     action, target = restricted
             prev = obs

@@ -285,13 +285,12 @@ class DecisionEnv(MultiAgentEnv):
         aid = self.current_agent
         if aid is None or aid not in action_dict:
             raise ValueError(f"expected an action of {aid}, got {sorted(action_dict)}")
-        agent = self.by_id[aid]
         index = int(action_dict[aid])
         self.decisions[aid] += 1
         if aid not in self.acted:
             self.acted.append(aid)
         self._credit = {}
-        if self._step_grid2op(agent.actions[index], credit=aid):
+        if self._step_grid2op(self.frame.action(aid, index, self.obs), credit=aid):
             status = "over" if self._game_over else "truncated"
         else:
             status = self._run_until_decision(credit=aid)

@@ -64,6 +64,18 @@ def unitary_topology_actions(env: Any) -> list[Any]:
     return cached
 
 
+def playable_actions(env: Any) -> Any:
+    """The env's :class:`~gridfactor.envs.topology.PlayableActions` (cached on the env):
+    topology actions are played without the ends of lines that are out."""
+    cached = getattr(env, "_gridfactor_playable", None)
+    if cached is None or cached.action_space is not env.action_space:
+        from gridfactor.envs.topology import PlayableActions
+
+        cached = PlayableActions(env.action_space)
+        env._gridfactor_playable = cached
+    return cached
+
+
 class DoNothingAgent:
     name = "do-nothing"
 
@@ -99,7 +111,8 @@ class ExpertAgent(ReconnectAgent):
         reco = self.rules.reconnect_action(obs, env.action_space)
         if not self.rules.is_unsafe(obs):
             return reco if reco is not None else do_nothing
-        candidates = [do_nothing, *unitary_topology_actions(env)]
+        playable = playable_actions(env)
+        candidates = [do_nothing, *(playable(a, obs) for a in unitary_topology_actions(env))]
         if reco is not None:
             candidates.append(reco)
         best, _ = best_by_simulation(obs, candidates)
@@ -130,7 +143,7 @@ class ZoneExpertAgent:
         if not frame.is_unsafe(obs):
             return frame.safe_action(obs, env.action_space)
         aid, _ = frame.choose_agent(obs)
-        candidates = list(frame.by_id[aid].actions)  # do nothing first
+        candidates = frame.candidates(aid, obs)  # do nothing first
         reco = frame.rules.reconnect_action(obs, env.action_space)
         if reco is not None:
             candidates.append(reco)
@@ -154,7 +167,7 @@ class RandomTopologyAgent(ReconnectAgent):
     def act(self, obs: Any, env: Any) -> Any:
         if self.rules.is_unsafe(obs):
             actions = unitary_topology_actions(env)
-            return actions[int(self.rng.integers(len(actions)))]
+            return playable_actions(env)(actions[int(self.rng.integers(len(actions)))], obs)
         return super().act(obs, env)
 
 

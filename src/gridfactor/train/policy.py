@@ -119,15 +119,15 @@ class TrainedAgent:
         if not frame.is_unsafe(obs):
             return frame.safe_action(obs, env.action_space)
         aid, _ = frame.choose_agent(obs)
-        agent = frame.by_id[aid]
         logits = self.logits(aid, frame.encode(aid, obs))
         self.decisions[aid] = self.decisions.get(aid, 0) + 1
         if self.guard <= 0:
-            return agent.actions[int(np.argmax(logits))]
+            return frame.action(aid, int(np.argmax(logits)), obs)
         top = [int(i) for i in np.argsort(-logits, kind="stable")[: self.guard]]
         order = [0] + [i for i in top if i != 0]  # do nothing first: it wins ties
-        best, _ = best_by_simulation(obs, [agent.actions[i] for i in order])
-        return agent.actions[order[best]]
+        candidates = [frame.action(aid, i, obs) for i in order]
+        best, _ = best_by_simulation(obs, candidates)
+        return candidates[best]
 
 
 def _resolve_checkpoint(run_dir: Path, checkpoint: str | Path | None) -> Path:
