@@ -55,7 +55,7 @@ def _factorize(env: str, out: Path, *extra: str):
 def test_factorize_cli_end_to_end(tmp_path, env, n_line, n_sub):
     out = tmp_path / env
     result = _factorize(env, out)
-    assert "zones (cocluster, K = " in result.output
+    assert "zones (spectral, K = " in result.output
     # off a terminal: plain progress lines, no carriage-return bars, a time summary at the end
     assert "\r" not in result.output
     assert "[collect] 7/7 chunks (100%)" in result.output or env != "l2rpn_case14_sandbox"
@@ -81,7 +81,7 @@ def test_factorize_cli_end_to_end(tmp_path, env, n_line, n_sub):
     assert (labels[unselected] == -1).all()
     assert all(c.inputs for c in fact.clusters)
     zones = fact.meta["zones"]
-    assert zones["n_zones"] == len(fact.clusters) and zones["method"] == "cocluster"
+    assert zones["n_zones"] == len(fact.clusters) and zones["method"] == "spectral"
     assert set(zones["unacted_substation_zones"]) <= {str(s) for s in unselected}
     assert [c["n_zones"] for c in zones["curve"]][0] == 1
     assert 0 < zones["inside_share"] <= 1 and -1 <= zones["ari_physics"] <= 1

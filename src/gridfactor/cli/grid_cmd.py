@@ -67,7 +67,7 @@ def _config(
     alpha,
     n_permutations,
     min_mi,
-    partition="cocluster",
+    partition="spectral",
     n_zones="auto",
     max_zones=None,
     prior="proximity",

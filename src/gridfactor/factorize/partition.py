@@ -80,6 +80,7 @@ class ZoneScore:
     modularity: float  # Barber's bipartite modularity
     null_modularity: float = 0.0  # mean of what the method reaches at this K on shuffled MI
     null_max: float = 0.0  # the highest of those replicates
+    null_std: float = 0.0  # their standard deviation
     null_replicates: int = 0  # shuffled copies on which the method reached this K
     null_required: int = 0  # copies made (a K is tested when at least half reached it)
 
@@ -106,6 +107,7 @@ class ZoneScore:
             "modularity": self.modularity,
             "null_modularity": self.null_modularity,
             "null_max": self.null_max,
+            "null_std": self.null_std,
             "null_replicates": self.null_replicates,
             "excess_modularity": self.excess_modularity,
             "significant": self.significant,
@@ -366,11 +368,12 @@ class ZonePartitioner:
                 if k in null:
                     null[k].append(score.modularity)
         for k, (targets, labels, score) in results.items():
-            q0 = (float(np.mean(null[k])), float(np.max(null[k]))) if null[k] else (0.0, 0.0)
+            q0 = null[k] or [0.0]
             score = replace(
                 score,
-                null_modularity=q0[0],
-                null_max=q0[1],
+                null_modularity=float(np.mean(q0)),
+                null_max=float(np.max(q0)),
+                null_std=float(np.std(q0)),
                 null_replicates=len(null[k]),
                 null_required=self.n_null,
             )

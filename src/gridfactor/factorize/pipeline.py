@@ -86,7 +86,7 @@ class ZoneRule:
 
     # components by default: on disjoint blocks (synthetic MDPs) the kept edges already are
     # the blocks, and auto zones split 30% of the true blocks of benchmarks/recovery.py's
-    # factored generator; meshed grids use "cocluster" (gridfactor.grid)
+    # factored generator; meshed grids use "spectral" (gridfactor.grid)
     method: str = "components"
     n_zones: int | str = "auto"
     max_zones: int | None = None

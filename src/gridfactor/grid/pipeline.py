@@ -65,7 +65,7 @@ class GridFactorizeConfig:
     quantile: per-substation (column) quantile threshold of the bias-corrected MI.
     k: KSG neighbours (None = the estimator's default for the sample size).
     partition: how the MI graph becomes zones: a partition method of
-        :mod:`gridfactor.factorize.partition` (``cocluster`` default, ``spectral``,
+        :mod:`gridfactor.factorize.partition` (``spectral`` default, ``cocluster``,
         ``louvain``) on the bias-corrected MI, or ``components`` (the threshold rule's
         connected components, the earlier behaviour). The threshold rule's components are
         saved beside the zones (``factorization_components.json``).
@@ -88,7 +88,7 @@ class GridFactorizeConfig:
     min_elements: int = 4
     k: int | None = None
     chunk_size: int = 50
-    partition: str = "cocluster"
+    partition: str = "spectral"
     n_zones: int | str = "auto"
     max_zones: int | None = None
     prior: str = "proximity"

@@ -133,7 +133,9 @@ def grid_zones(
 
 
 def plot_zones_curve(partition: ZonePartition, path: Any, env_name: str = "") -> Any:
-    """``zones_curve.png``: share of the MI inside zones and modularity against K."""
+    """``zones_curve.png``: share of the MI inside zones and modularity against K, with what
+    the method reaches on the shuffled copies (mean +- one standard deviation, and the
+    highest: a K is significant when the modularity is above it)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -145,6 +147,12 @@ def plot_zones_curve(partition: ZonePartition, path: Any, env_name: str = "") ->
     fig, ax = plt.subplots(figsize=(5.5, 3.5))
     ax.plot(ks, [s.inside_share for s in partition.curve], marker="o", label="MI inside zones")
     ax.plot(ks, [s.modularity for s in partition.curve], marker="s", label="modularity")
+    mean = np.array([s.null_modularity for s in partition.curve])
+    std = np.array([s.null_std for s in partition.curve])
+    ax.fill_between(
+        ks, mean - std, mean + std, color="C1", alpha=0.2, label="shuffled MI: mean +- sd"
+    )
+    ax.plot(ks, [s.null_max for s in partition.curve], color="C1", ls=":", label="shuffled: max")
     ax.axvline(
         partition.n_zones, color="grey", ls="--", lw=1, label=f"chosen K = {partition.n_zones}"
     )
