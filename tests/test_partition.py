@@ -94,6 +94,10 @@ def test_fixed_k_curve_and_scores_are_consistent():
     )
     assert part.score.significant and part.score.modularity > part.score.null_max
     assert part.score.cut_mi == pytest.approx(w.sum() * (1 - part.score.inside_share))
+    # the null's spread is recorded (drawn in zones_curve.png)
+    for s in part.curve[1:]:
+        assert s.null_std > 0 and s.null_max >= s.null_modularity
+        assert s.to_dict()["null_std"] == s.null_std
 
 
 def test_targets_without_mi_use_the_fallback_and_unpartitioned_inputs_are_left_out():
