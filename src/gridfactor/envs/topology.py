@@ -4,9 +4,9 @@ A unitary topology action sets every element of its substation, so on the end of
 that is out (tripped by an overflow, in maintenance) it asks grid2op to reconnect the line,
 which grid2op refuses while the line cools down, or when two lines would change status
 (``MAX_LINE_STATUS_CHANGED``): the step becomes a do nothing (and ``obs.simulate`` reports
-the action as illegal). Lines are out exactly when decisions are due, so this refused 27% of
-the random actions on l2rpn_neurips_2020_track1 (up to 73% on one substation) and 26% of the
-zone expert's candidates there. Played without those ends, the rest of the configuration is
+the action as illegal). On l2rpn_neurips_2020_track1 this refused 27% of the random
+actions (up to 73% on one substation), and 3 of the 26% of the zone expert's candidates that
+simulated as infeasible. Played without those ends, the rest of the configuration is
 applied and the out lines stay out, as an operator would do it; reconnecting them is the
 high-level rules' job.
 
