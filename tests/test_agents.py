@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -203,3 +204,86 @@ def test_agents_play_topology_actions_without_out_lines_ends(g2env):
     playable = playable_actions(g2env)
     expert = [playable(a, obs) for a in unitary_topology_actions(g2env)]
     assert illegal(obs, expert) == 0
+
+
+def test_agents_never_pick_actions_of_substations_in_cooldown():
+    """With a substation cooldown (3 steps, as on l2rpn_neurips_2020_track1), after an
+    action on substation 1 grid2op refuses every action of substation 1. The frame flags
+    exactly those; the experts do not simulate them (outcome COOLDOWN, same choice and max
+    rho as simulating everything, where they come back ILLEGAL); a trained policy whose
+    largest logit is such an action plays its best other action instead (greedy, guard)."""
+    import gymnasium as gym
+    import torch
+    from ray.rllib.algorithms.ppo.torch.default_ppo_torch_rl_module import (
+        DefaultPPOTorchRLModule,
+    )
+    from ray.rllib.core.rl_module.rl_module import RLModuleSpec
+
+    from gridfactor.agents.cluster import centralized_factorization
+    from gridfactor.agents.expert import COOLDOWN, FEASIBLE, ILLEGAL, best_by_simulation
+    from gridfactor.agents.frame import frame_for
+    from gridfactor.envs.decision import make_grid2op_env
+    from gridfactor.train.policy import TrainedAgent
+
+    env = make_grid2op_env(ENV, cache=False)
+    params = env.parameters
+    params.NB_TIMESTEP_COOLDOWN_SUB = 3
+    env.change_parameters(params)
+    fact = centralized_factorization(env, ENV)
+    frame = frame_for(fact, env)
+    (aid,) = frame.agent_ids
+    subs = frame.by_id[aid].action_subs
+
+    def changes_topology(action, obs) -> bool:
+        at = action.set_bus > 0
+        return bool(np.any(action.set_bus[at] != obs.topo_vect[at]))
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        obs = env.reset(seed=0, options={"time serie id": 0})
+        assert not frame.in_cooldown(aid, obs).any()
+        played = frame.candidates(aid, obs)
+        _, rhos, _ = best_by_simulation(obs, played)
+        acted = next(
+            i
+            for i in np.flatnonzero((subs == 1) & np.isfinite(rhos))
+            if changes_topology(played[i], obs)
+        )
+        obs, _, done, _ = env.step(played[acted])
+        assert not done and obs.time_before_cooldown_sub[1] > 0
+        cooling = frame.in_cooldown(aid, obs)
+        assert np.array_equal(cooling, subs == 1) and cooling.sum() > 10
+        candidates = frame.candidates(aid, obs)
+        best_all, rhos_all, outcomes_all = best_by_simulation(obs, candidates)
+        best, rhos, outcomes = best_by_simulation(obs, candidates, cooling)
+    assert (outcomes_all[cooling] == ILLEGAL).all()  # what grid2op says: refused
+    assert (outcomes[cooling] == COOLDOWN).all() and not (outcomes[~cooling] == COOLDOWN).any()
+    assert best == best_all and np.array_equal(rhos, rhos_all)
+    assert not cooling[best] and outcomes[best] == FEASIBLE
+
+    # a real (untrained) RLModule whose head prefers a cooling action, then another one
+    n_features = frame.encode(aid, obs).shape[0]
+    module = RLModuleSpec(
+        module_class=DefaultPPOTorchRLModule,
+        observation_space=gym.spaces.Box(-np.inf, np.inf, (n_features,), np.float32),
+        action_space=gym.spaces.Discrete(len(subs)),
+        model_config={"fcnet_hiddens": [8], "head_fcnet_hiddens": []},
+    ).build()
+    preferred, fallback = int(np.flatnonzero(cooling)[0]), int(np.flatnonzero(~cooling)[1])
+    head = [m for m in module.pi.modules() if isinstance(m, torch.nn.Linear)][-1]
+    with torch.no_grad():
+        head.weight.zero_()
+        head.bias.zero_()
+        head.bias[preferred], head.bias[fallback] = 10.0, 5.0
+    agent = TrainedAgent("centralized", ENV, fact, 0.9, "local", {}, Path("."), {aid: module})
+    obs.rho[:] = 0.1
+    obs.rho[0] = 1.1  # unsafe: a decision is due
+    assert int(np.argmax(agent.logits(aid, frame.encode(aid, obs)))) == preferred
+    assert agent.choose(obs, env) == (aid, fallback)
+    assert agent.act(obs, env) is frame.action(aid, fallback, obs)
+    agent.guard = 3
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        guarded = agent.act(obs, env)
+    assert not any(guarded is frame.action(aid, int(i), obs) for i in np.flatnonzero(cooling))
+    env.close()

@@ -155,6 +155,11 @@ def test_demonstrate_command_records_the_zone_expert_on_training_chronics(tmp_pa
     run_cli(*args, "--out", str(out), timeout=900)
     frame = pd.read_parquet(out / "demonstrations.parquet")
     assert len(frame) > 0 and set(frame["chronic"]) == {0}
+    for rhos, outcomes in zip(frame["sim_max_rho"], frame["sim_outcome"], strict=True):
+        assert np.array_equal(np.isinf(rhos), outcomes != 0)  # inf exactly when infeasible
+    shares = json.loads((out / "demonstrations.json").read_text())["candidate_outcomes"]
+    assert set(shares) == {"all", *frame["agent"]}
+    assert sum(shares["all"].values()) == pytest.approx(1.0, abs=1e-3)
     stamp = (out / "demonstrations.parquet").stat().st_mtime_ns
     again = run_cli(*args, "--out", str(out), timeout=900)
     assert (out / "demonstrations.parquet").stat().st_mtime_ns == stamp

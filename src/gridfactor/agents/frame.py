@@ -74,6 +74,13 @@ class DecisionFrame:
         """Every action of ``agent`` as it is played in ``obs`` (same order and indices)."""
         return [self.playable(action, obs) for action in self.by_id[agent].actions]
 
+    def in_cooldown(self, agent: str, obs: Any) -> np.ndarray:
+        """(n_actions,) bool: the actions of ``agent`` whose substation is in cooldown in
+        ``obs`` (grid2op refuses them and plays do nothing; never do nothing itself)."""
+        subs = self.by_id[agent].action_subs
+        cooling = np.asarray(obs.time_before_cooldown_sub)[np.maximum(subs, 0)] > 0
+        return cooling & (subs >= 0)
+
     def safe_action(self, obs: Any, action_space: Any) -> Any:
         """The rules' action when nothing is decided: reconnect a line, else do nothing."""
         action = self.rules.reconnect_action(obs, action_space)

@@ -146,4 +146,10 @@ def demonstrate_command(
         f"the expert acts in {100 * info['expert_acts_share']:.0f}% of them with "
         f"{info['distinct_labels']} distinct actions, {info['mean_expert_ms']:.0f} ms per decision"
     )
+    shares = info["candidate_outcomes"]["all"]
+    typer.echo(
+        "the expert's candidates: "
+        + ", ".join(f"{100 * v:.1f}% {k}" for k, v in shares.items())
+        + " (cooldown: substation in cooldown, not simulated)"
+    )
     typer.echo(f"wrote {run_dir / 'demonstrations.parquet'} and demonstrations.json")

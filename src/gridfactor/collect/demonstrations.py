@@ -6,7 +6,8 @@ decision the CAPA-chosen zone agent's candidate actions (do nothing + the unitar
 actions of its substations) are simulated one step ahead and the one with the lowest max rho
 is the label. Recorded per decision: the zone, that agent's observation exactly as its
 policy sees it (``obs_local``) and the whole-grid observation (``obs_global``, what a global
-or centralized policy sees), the simulated max rho of every candidate, the label as a
+or centralized policy sees), the simulated max rho of every candidate and why it is inf
+when it is (``sim_outcome``, see :data:`gridfactor.agents.expert.OUTCOMES`), the label as a
 canonical action id (substation, index in grid2op's unitary set of that substation; (-1, -1)
 = do nothing), and the action played.
 
@@ -40,10 +41,12 @@ from gridfactor.runs import atomic_write, prepare_run_dir, write_json
 DEMO_FILE = "demonstrations.parquet"
 DEMO_SIDECAR = "demonstrations.json"
 PARTS_DIR = "parts"
-# What the expert simulates and plays. 2: topology actions without the ends of out lines
-# (gridfactor.envs.topology); 1 asked grid2op to reconnect them, so many candidates were
-# refused. Parts and files of another version are recorded again on resume, never mixed.
-DEMONSTRATION_VERSION = 2
+# What the expert simulates and records. 3: each candidate's outcome (``sim_outcome``),
+# candidates of substations in cooldown not simulated; 2: topology actions without the ends
+# of out lines (gridfactor.envs.topology); 1 asked grid2op to reconnect them, so many
+# candidates were refused. Parts and files of another version are recorded again on
+# resume, never mixed.
+DEMONSTRATION_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -142,7 +145,9 @@ def run_chunk(chunk: Chunk) -> list[dict[str, Any]]:
             agent = env.by_id[aid]
             g2obs = env.obs
             tic = time.perf_counter()
-            best, rhos = best_by_simulation(g2obs, env.frame.candidates(aid, g2obs))
+            best, rhos, outcomes = best_by_simulation(
+                g2obs, env.frame.candidates(aid, g2obs), env.frame.in_cooldown(aid, g2obs)
+            )
             expert_s = time.perf_counter() - tic
             played = 0 if rng.random() < chunk.config.explore else best
             rows.append(
@@ -158,6 +163,7 @@ def run_chunk(chunk: Chunk) -> list[dict[str, Any]]:
                     "obs_local": obs[aid].astype(np.float32),
                     "obs_global": global_encoder(g2obs),
                     "sim_max_rho": rhos.astype(np.float32),
+                    "sim_outcome": outcomes,
                     "label_sub": int(agent.action_keys[best][0]),
                     "label_index": int(agent.action_keys[best][1]),
                     "played_sub": int(agent.action_keys[played][0]),
@@ -272,11 +278,29 @@ def demonstrate(
             "expert_acts_share": float(labels.mean()),
             "distinct_labels": int(frame[["label_sub", "label_index"]].drop_duplicates().shape[0]),
             "mean_expert_ms": float(frame["expert_ms"].mean()),
+            "candidate_outcomes": candidate_outcomes(frame),
             "mean_episode_survival": float(per_episode.mean()),
             "wall_seconds": time.perf_counter() - tic,
         },
     )
     return out_dir
+
+
+def candidate_outcomes(frame: Any) -> dict[str, dict[str, float]]:
+    """Per agent (and "all"), the share of its simulated candidates per outcome
+    (feasible, cooldown, illegal, ambiguous, game over; do nothing excluded)."""
+    from gridfactor.agents.expert import OUTCOMES
+
+    def shares(rows: Any) -> dict[str, float]:
+        codes = np.concatenate([o[1:] for o in rows["sim_outcome"]] or [np.zeros(0, np.int8)])
+        counts = np.bincount(codes.astype(int), minlength=len(OUTCOMES))
+        total = max(int(codes.size), 1)
+        return {name: round(float(counts[code]) / total, 4) for code, name in OUTCOMES.items()}
+
+    out = {"all": shares(frame)}
+    for agent, rows in frame.groupby("agent", sort=True):
+        out[str(agent)] = shares(rows)
+    return out
 
 
 def _load(path: Path) -> list[dict[str, Any]] | None:

@@ -55,12 +55,23 @@ def unitary_topology_actions(env: Any) -> list[Any]:
     Cached on the env object: the list is the same for every episode (150 actions on
     rte_case14_realistic).
     """
+    return _unitary_topology(env)[0]
+
+
+def unitary_topology_subs(env: Any) -> np.ndarray:
+    """(n,) the substation of each of :func:`unitary_topology_actions`."""
+    return _unitary_topology(env)[1]
+
+
+def _unitary_topology(env: Any) -> tuple[list[Any], np.ndarray]:
     cached = getattr(env, "_gridfactor_unitary_topo", None)
     if cached is None:
         from gridfactor.agents.cluster import substation_actions
 
-        cached = [a for acts in substation_actions(env.action_space).values() for a in acts]
-        env._gridfactor_unitary_topo = cached
+        per_sub = substation_actions(env.action_space)
+        actions = [a for acts in per_sub.values() for a in acts]
+        subs = np.array([s for s, acts in per_sub.items() for _ in acts], dtype=int)
+        cached = env._gridfactor_unitary_topo = (actions, subs)
     return cached
 
 
@@ -113,9 +124,12 @@ class ExpertAgent(ReconnectAgent):
             return reco if reco is not None else do_nothing
         playable = playable_actions(env)
         candidates = [do_nothing, *(playable(a, obs) for a in unitary_topology_actions(env))]
+        cooling = np.asarray(obs.time_before_cooldown_sub)[unitary_topology_subs(env)] > 0
+        skip = np.concatenate([[False], cooling])
         if reco is not None:
             candidates.append(reco)
-        best, _ = best_by_simulation(obs, candidates)
+            skip = np.append(skip, False)
+        best, _, _ = best_by_simulation(obs, candidates, skip)
         return candidates[best]
 
 
@@ -144,10 +158,12 @@ class ZoneExpertAgent:
             return frame.safe_action(obs, env.action_space)
         aid, _ = frame.choose_agent(obs)
         candidates = frame.candidates(aid, obs)  # do nothing first
+        skip = frame.in_cooldown(aid, obs)
         reco = frame.rules.reconnect_action(obs, env.action_space)
         if reco is not None:
             candidates.append(reco)
-        best, _ = best_by_simulation(obs, candidates)
+            skip = np.append(skip, False)
+        best, _, _ = best_by_simulation(obs, candidates, skip)
         return candidates[best]
 
 

@@ -21,6 +21,7 @@ TABLE_COLUMNS = [
     ("safe_frac", "safe steps (frac)", "{:.3f}"),
     ("overloads_mean", "overload steps/ep", "{:.1f}"),
     ("actions_mean", "actions/ep", "{:.1f}"),
+    ("illegal_mean", "illegal/ep", "{:.1f}"),  # refused by grid2op (played as do nothing)
     ("decisions_mean", "decisions/ep", "{:.1f}"),
     ("decision_ms", "ms per decision", "{:.2f}"),
     ("step_ms", "ms per step", "{:.2f}"),
@@ -75,6 +76,9 @@ def summarize(episodes: pd.DataFrame) -> pd.DataFrame:
                 "safe_frac": float(group["safe_steps"].sum() / group["length"].sum()),
                 "overloads_mean": float(group["overload_steps"].mean()),
                 "actions_mean": float(group["actions"].mean()),
+                "illegal_mean": float(group["illegal"].mean())
+                if "illegal" in group  # (episodes saved by older releases lack it)
+                else float("nan"),
                 "decisions_mean": float(group["decisions"].mean())
                 if "decisions" in group
                 else float("nan"),

@@ -157,7 +157,8 @@ def run_episode(task: EpisodeTask) -> dict[str, Any]:
 
     survived: grid2op steps played before a game over (= length if none).
     safe_steps / overload_steps: survived steps whose max rho is < 0.9 / >= 1.
-    actions: steps whose action is not do-nothing.
+    actions: steps whose action is not do-nothing; illegal: steps whose action grid2op
+    refused as illegal (it played do nothing instead).
     decisions: steps where a decision was due (some line at rho >= the agent's danger
     threshold); decision_ms: mean wall time of ``act`` on those steps (NaN if none);
     step_ms: mean wall time of ``act`` over every step.
@@ -173,7 +174,7 @@ def run_episode(task: EpisodeTask) -> dict[str, Any]:
     if hasattr(agent, "prepare"):
         agent.prepare(env)  # one-time set-up, not decision time
     danger = float(getattr(agent, "danger", task.agent.danger))
-    survived = safe = overloads = actions = decisions = 0
+    survived = safe = overloads = actions = illegal = decisions = 0
     act_s = decide_s = 0.0
     max_rho_sum = 0.0
     game_over = False
@@ -189,6 +190,7 @@ def run_episode(task: EpisodeTask) -> dict[str, Any]:
             decide_s += elapsed
         actions += bool(action.can_affect_something())
         obs, _, done, info = env.step(action)
+        illegal += bool(info.get("is_illegal"))
         if done and info.get("exception"):
             game_over = True
             break
@@ -213,6 +215,7 @@ def run_episode(task: EpisodeTask) -> dict[str, Any]:
         "safe_steps": safe,
         "overload_steps": overloads,
         "actions": actions,
+        "illegal": illegal,
         "mean_max_rho": max_rho_sum / max(survived, 1),
         "decisions": decisions,
         "decision_ms": 1000.0 * decide_s / decisions if decisions else float("nan"),

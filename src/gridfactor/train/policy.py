@@ -40,7 +40,8 @@ class TrainedAgent:
         action_sets: the run's per-agent action subsets (None: every unitary action).
         guard: 0 = play the policy's greedy action; k > 0 = simulate the policy's k most
             likely actions and do nothing, play the lowest simulated max rho (the L2RPN
-            winners' safety net; costs k simulations per decision).
+            winners' safety net; costs k simulations per decision). Either way the
+            actions of substations in cooldown are masked out.
     """
 
     name: str
@@ -90,7 +91,7 @@ class TrainedAgent:
         if not frame.is_unsafe(obs):
             return None, -1
         aid, _ = frame.choose_agent(obs)
-        return aid, self.greedy_index(aid, frame.encode(aid, obs))
+        return aid, int(np.argmax(self.masked_logits(frame, aid, obs)))
 
     def logits(self, aid: str, features: np.ndarray) -> np.ndarray:
         """(n_actions,) policy logits of agent ``aid`` for a (d,) feature vector."""
@@ -102,9 +103,11 @@ class TrainedAgent:
             )
         return out["action_dist_inputs"][0].numpy()
 
-    def greedy_index(self, aid: str, features: np.ndarray) -> int:
-        """argmax of the policy logits for a (d,) feature vector."""
-        return int(np.argmax(self.logits(aid, features)))
+    def masked_logits(self, frame: DecisionFrame, aid: str, obs: Any) -> np.ndarray:
+        """(n_actions,) logits of agent ``aid`` in ``obs``, -inf for the actions of
+        substations in cooldown (grid2op would refuse them and play do nothing)."""
+        logits = self.logits(aid, frame.encode(aid, obs))
+        return np.where(frame.in_cooldown(aid, obs), -np.inf, logits)
 
     def prepare(self, env: Any) -> None:
         """Build the decision frame for ``env`` now (the evaluation calls this before it
@@ -114,19 +117,20 @@ class TrainedAgent:
     def act(self, obs: Any, env: Any) -> Any:
         """grid2op action for the raw observation ``obs`` of ``env``: do nothing (or
         reconnect a line) when safe, else the CAPA-chosen agent's action (greedy, or the
-        best simulated of its top ``guard`` actions)."""
+        best simulated of its top ``guard`` actions), never one of a substation in
+        cooldown."""
         frame = self.bind(env)
         if not frame.is_unsafe(obs):
             return frame.safe_action(obs, env.action_space)
         aid, _ = frame.choose_agent(obs)
-        logits = self.logits(aid, frame.encode(aid, obs))
+        logits = self.masked_logits(frame, aid, obs)
         self.decisions[aid] = self.decisions.get(aid, 0) + 1
         if self.guard <= 0:
             return frame.action(aid, int(np.argmax(logits)), obs)
-        top = [int(i) for i in np.argsort(-logits, kind="stable")[: self.guard]]
-        order = [0] + [i for i in top if i != 0]  # do nothing first: it wins ties
-        candidates = [frame.action(aid, i, obs) for i in order]
-        best, _ = best_by_simulation(obs, candidates)
+        top = np.argsort(-logits, kind="stable")[: self.guard]
+        order = [0] + [int(i) for i in top if i != 0 and np.isfinite(logits[i])]
+        candidates = [frame.action(aid, i, obs) for i in order]  # do nothing first: wins ties
+        best, _, _ = best_by_simulation(obs, candidates)
         return candidates[best]
 
 
