@@ -93,12 +93,16 @@ def prepare_run_dir(
     *,
     resume: bool = False,
     overwrite: bool = False,
+    adjustable: tuple[str, ...] = (),
 ) -> Path:
     """Create (or reopen) a run directory whose ``config.json`` records ``config``.
 
     An existing directory with the *same* config is reopened (finished work is kept, so an
     interrupted command re-run as it was resumes). A different config is refused unless
     ``overwrite`` (start afresh) is given; ``resume`` accepts the existing config's run.
+    ``adjustable``: keys of the last step's settings (e.g. the zones of ``factorize``) that
+    may change in an existing run: they are taken from ``config`` and recorded, and the
+    command redoes that step only.
     """
     out = Path(out)
     config = _normalize(config)
@@ -113,17 +117,21 @@ def prepare_run_dir(
                 f"{config_path} is corrupt ({exc.msg}); delete the run directory or pass "
                 "--overwrite"
             ) from None
-        if existing != config and not resume:
-            changed = sorted(
-                key for key in set(existing) | set(config) if existing.get(key) != config.get(key)
-            )
+        changed = sorted(
+            key
+            for key in set(existing) | set(config)
+            if existing.get(key) != config.get(key) and key not in adjustable
+        )
+        if changed and not resume:
             raise UserError(
                 f"run directory {out} holds a run with a different config "
                 f"(differs in: {', '.join(changed)}); pass --resume to continue it, "
                 "--overwrite to replace it, or choose another --out"
             )
-        if existing != config:
-            return out
+        adjusted = {**existing, **{k: config[k] for k in adjustable if k in config}}
+        if adjusted != existing:
+            write_json(config_path, adjusted)
+        return out
     elif out.exists() and any(out.iterdir()):
         raise UserError(
             f"output directory {out} exists and is not a gridfactor run; choose another --out "

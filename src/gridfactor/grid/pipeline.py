@@ -347,6 +347,11 @@ def selected_substations(config: GridFactorizeConfig) -> list[int]:
     return [s for s, n in enumerate(env.sub_info) if n >= config.min_elements]
 
 
+# Settings of the partition step only: changing them in an existing run re-partitions its
+# saved MI (seconds) instead of asking for --resume / --overwrite.
+ZONE_SETTINGS = ("partition", "n_zones", "max_zones", "prior")
+
+
 def _run_config(config: GridFactorizeConfig) -> dict[str, Any]:
     return {"command": "factorize", **asdict(config)}
 
@@ -407,8 +412,11 @@ def factorize_grid(
     check_env_name(config.env_name)  # fail fast, before creating the run directory
     if config.n_zones != "auto":
         check_n_zones(config.n_zones, len(selected_substations(config)))
-    out_dir = prepare_run_dir(out, _run_config(config), resume=resume, overwrite=overwrite)
-    # --resume continues the run directory's own settings (they may differ from the flags).
+    out_dir = prepare_run_dir(
+        out, _run_config(config), resume=resume, overwrite=overwrite, adjustable=ZONE_SETTINGS
+    )
+    # --resume continues the run directory's own settings (they may differ from the flags),
+    # except the zones', which come from the flags: a run is re-partitioned from its MI.
     saved = json.loads((out_dir / "config.json").read_text())
     if saved != _run_config(config):
         known = {f.name for f in fields(GridFactorizeConfig)}
