@@ -14,6 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from gridfactor.cli.main import _register_commands, app
+from gridfactor.errors import UserError
 from gridfactor.factorize.structure import Factorization
 from tests.conftest import stamps
 
@@ -144,6 +145,19 @@ def test_partition_components_is_the_earlier_rule(tmp_path):
     assert "zones" not in fact.meta and not (out / "factorization_components.json").exists()
     # every line and every substation in exactly one cluster (singletons included)
     assert (fact.target_labels() >= 0).all() and (fact.input_labels() >= 0).all()
+
+    # other zone settings on the same run: re-partitioned from the saved MI, nothing
+    # collected or measured again, the new settings recorded; other settings still refused
+    finished = finished_work(out)
+    before = stamps(finished)
+    again = _factorize("rte_case5_example", out, "--partition", "louvain", "--n-zones", "2")
+    assert stamps(finished) == before and "[MI]" not in again.output
+    zones = Factorization.load(out / "factorization.json").meta["zones"]
+    assert zones["method"] == "louvain" and zones["n_zones"] == 2
+    config = json.loads((out / "config.json").read_text())
+    assert config["partition"] == "louvain" and config["n_zones"] == 2
+    with pytest.raises(UserError, match=r"differs in: seed\)"):
+        _factorize("rte_case5_example", out, "--partition", "louvain", "--seed", "4")
 
 
 @pytest.mark.slow  # CI budget: the long variant of a path CI runs elsewhere
