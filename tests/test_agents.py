@@ -211,7 +211,8 @@ def test_agents_never_pick_actions_of_substations_in_cooldown():
     action on substation 1 grid2op refuses every action of substation 1. The frame flags
     exactly those; the experts do not simulate them (outcome COOLDOWN, same choice and max
     rho as simulating everything, where they come back ILLEGAL); a trained policy whose
-    largest logit is such an action plays its best other action instead (greedy, guard)."""
+    largest logit is such an action waits (do nothing), and never plays one with a guard
+    or when the zones propose."""
     import gymnasium as gym
     import torch
     from ray.rllib.algorithms.ppo.torch.default_ppo_torch_rl_module import (
@@ -261,7 +262,7 @@ def test_agents_never_pick_actions_of_substations_in_cooldown():
     assert best == best_all and np.array_equal(rhos, rhos_all)
     assert not cooling[best] and outcomes[best] == FEASIBLE
 
-    # a real (untrained) RLModule whose head prefers a cooling action, then another one
+    # a real (untrained) RLModule whose head prefers a cooling action, then an available one
     n_features = frame.encode(aid, obs).shape[0]
     module = RLModuleSpec(
         module_class=DefaultPPOTorchRLModule,
@@ -279,11 +280,19 @@ def test_agents_never_pick_actions_of_substations_in_cooldown():
     obs.rho[:] = 0.1
     obs.rho[0] = 1.1  # unsafe: a decision is due
     assert int(np.argmax(agent.logits(aid, frame.encode(aid, obs)))) == preferred
-    assert agent.choose(obs, env) == (aid, fallback)
+    # greedy: the agent waits (plays do nothing) rather than its second choice
+    assert agent.choose(obs, env) == (aid, 0)
+    assert agent.act(obs, env) == env.action_space({})
+    with torch.no_grad():
+        head.bias[preferred] = 0.0
+    assert agent.choose(obs, env) == (aid, fallback)  # not cooling: played
     assert agent.act(obs, env) is frame.action(aid, fallback, obs)
-    agent.guard = 3
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        guarded = agent.act(obs, env)
-    assert not any(guarded is frame.action(aid, int(i), obs) for i in np.flatnonzero(cooling))
+    with torch.no_grad():
+        head.bias[preferred] = 10.0
+    for guard, coordinator in ((3, "capa"), (0, "propose"), (3, "propose")):
+        agent.guard, agent.coordinator = guard, coordinator
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            played = agent.act(obs, env)
+        assert not any(played is frame.action(aid, int(i), obs) for i in np.flatnonzero(cooling))
     env.close()

@@ -48,6 +48,13 @@ def evaluate_cmd(
         help="Trained runs: simulate the policy's top k actions and play the best; "
         "comma-separated sizes, e.g. 0,3,10 (0 = pure policy).",
     ),
+    coordinator: str = typer.Option(
+        "capa",
+        "--coordinator",
+        help="Distributed runs: who decides when unsafe: capa (the zone of the substation "
+        "CAPA ranks first) or propose (every zone proposes its action, the best simulated "
+        "is played); comma-separated to evaluate both, e.g. capa,propose.",
+    ),
     score: str = typer.Option(
         None,
         "--score",
@@ -90,6 +97,7 @@ def evaluate_cmd(
         checkpoint=checkpoint,
         factorization=str(factorization) if factorization else None,
         guards=parse_guards(guard),
+        coordinators=tuple(dict.fromkeys(c.strip() for c in coordinator.split(",") if c.strip())),
         score=score,
         save_episodes=save_episodes,
         out=str(out),

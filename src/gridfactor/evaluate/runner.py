@@ -18,6 +18,7 @@ An interrupted run re-run with the same command skips the (agent, episode) pairs
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import shutil
@@ -62,6 +63,8 @@ class EvalConfig:
     factorization: zones for ``expert-zone`` (None: the first distributed run's).
     guards: guard sizes each trained run is evaluated with (0 = pure policy; k > 0 =
         simulate its top k actions and play the best, see ``TrainedAgent.guard``).
+    coordinators: who decides for each distributed run (``TrainedAgent.coordinator``):
+        "capa" and/or "propose"; a one-zone (centralized) run is evaluated with "capa" only.
     score: grid2op scorer name (see ``gridfactor.evaluate.scores.SCORERS``) that also scores
         every (agent, scenario) with grid2op's Runner; None = no score.
     save_episodes: also play every (agent, scenario) with grid2op's Runner and keep its
@@ -80,6 +83,7 @@ class EvalConfig:
     checkpoint: str | None = None
     factorization: str | None = None
     guards: tuple[int, ...] = (0,)
+    coordinators: tuple[str, ...] = ("capa",)
     score: str | None = None
     save_episodes: bool = False
     out: str = "runs/evaluate"
@@ -100,6 +104,7 @@ class AgentSpec:
     checkpoint: str | None = None
     guard: int = 0
     factorization: dict[str, Any] | None = field(default=None, compare=False, hash=False)
+    coordinator: str = "capa"
 
 
 @dataclass(frozen=True)
@@ -117,7 +122,7 @@ class EpisodeTask:
 
 
 _ENVS: dict[str, Any] = {}
-_TRAINED: dict[tuple[str, str | None, int], Any] = {}
+_TRAINED: dict[tuple[str, str | None, int, str], Any] = {}
 
 
 def _env(name: str) -> Any:
@@ -129,12 +134,14 @@ def _env(name: str) -> Any:
     return _ENVS[name]
 
 
-def _load_trained(run_dir: str, checkpoint: str | None, guard: int = 0) -> Any:
-    key = (run_dir, checkpoint, guard)
+def _load_trained(
+    run_dir: str, checkpoint: str | None, guard: int = 0, coordinator: str = "capa"
+) -> Any:
+    key = (run_dir, checkpoint, guard, coordinator)
     if key not in _TRAINED:
         from gridfactor.train.policy import load_trained_agent
 
-        _TRAINED[key] = load_trained_agent(run_dir, checkpoint, guard=guard)
+        _TRAINED[key] = load_trained_agent(run_dir, checkpoint, guard, coordinator)
     return _TRAINED[key]
 
 
@@ -146,7 +153,7 @@ def _agent(spec: AgentSpec, scenario: Scenario) -> Agent:
 
         fact = None if spec.factorization is None else Factorization.from_dict(spec.factorization)
         return make_baseline(spec.ref, danger=spec.danger, seed=scenario.seed, factorization=fact)
-    agent = _load_trained(spec.ref, spec.checkpoint, spec.guard)
+    agent = _load_trained(spec.ref, spec.checkpoint, spec.guard, spec.coordinator)
     if hasattr(agent, "reset"):
         agent.reset()
     return agent
@@ -301,6 +308,14 @@ def resolve(config: EvalConfig) -> tuple[str, list[AgentSpec], HeldOut, list[dic
             raise UserError(f"unknown agent {name!r}; choose among {', '.join(BASELINES)}")
     if any(g < 0 for g in config.guards) or not config.guards:
         raise UserError(f"--guard takes sizes >= 0 (0 = pure policy), got {config.guards}")
+    from gridfactor.train.policy import COORDINATORS
+
+    unknown = [c for c in config.coordinators if c not in COORDINATORS]
+    if unknown or not config.coordinators:
+        raise UserError(
+            f"bad --coordinator {','.join(config.coordinators)!r}; choose among "
+            f"{', '.join(COORDINATORS)} (comma-separated)"
+        )
     zones = _zones_for_expert(config) if set(config.agents) & set(ZONE_BASELINES) else None
     for name in config.agents:
         specs.append(
@@ -326,12 +341,32 @@ def resolve(config: EvalConfig) -> tuple[str, list[AgentSpec], HeldOut, list[dic
         split = held_out_from_run(run_dir, run_cfg)
         if split is not None:
             splits.add(split)
-        for guard in config.guards:
-            name = agent.name if guard == 0 else f"{agent.name}+guard{guard}"
+        one_zone = len(agent.factorization.clusters) == 1  # propose = its own guard
+        for coordinator, guard in itertools.product(config.coordinators, config.guards):
+            if coordinator != "capa" and one_zone:
+                continue
+            name = agent.name + ("" if coordinator == "capa" else f"+{coordinator}")
+            name += "" if guard == 0 else f"+guard{guard}"
             label = _label(name, run_dir, used)
-            run_configs.append({"dir": str(run_dir), "label": label, "guard": guard, **run_cfg})
+            run_configs.append(
+                {
+                    "dir": str(run_dir),
+                    "label": label,
+                    "guard": guard,
+                    "coordinator": coordinator,
+                    **run_cfg,
+                }
+            )
             specs.append(
-                AgentSpec(label, "run", str(run_dir), float(agent.danger), config.checkpoint, guard)
+                AgentSpec(
+                    label,
+                    "run",
+                    str(run_dir),
+                    float(agent.danger),
+                    config.checkpoint,
+                    guard,
+                    coordinator=coordinator,
+                )
             )
     if len(env_names) > 1:
         raise UserError(
@@ -413,6 +448,8 @@ def evaluate(config: EvalConfig) -> Path:
         run_config["score"] = config.score
     if config.save_episodes:
         run_config["save_episodes"] = True
+    if config.coordinators != ("capa",):
+        run_config["coordinators"] = list(config.coordinators)
     out = prepare_run_dir(config.out, run_config, resume=config.resume, overwrite=config.overwrite)
     write_csv(out / "scenarios.csv", pd.DataFrame([s.to_dict() for s in scenarios]))
 

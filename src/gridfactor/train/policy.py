@@ -21,6 +21,7 @@ from gridfactor.errors import UserError
 from gridfactor.factorize.structure import Factorization
 
 RL_MODULE_DIR = Path("learner_group") / "learner" / "rl_module"
+COORDINATORS = ("capa", "propose")
 ACTION_SETS_FILE = "action_sets.json"
 
 
@@ -40,8 +41,13 @@ class TrainedAgent:
         action_sets: the run's per-agent action subsets (None: every unitary action).
         guard: 0 = play the policy's greedy action; k > 0 = simulate the policy's k most
             likely actions and do nothing, play the lowest simulated max rho (the L2RPN
-            winners' safety net; costs k simulations per decision). Either way the
-            actions of substations in cooldown are masked out.
+            winners' safety net; costs k simulations per decision). Either way an
+            action of a substation in cooldown is not played (see :meth:`proposals`).
+        coordinator: who decides when unsafe. "capa": the agent of the substation CAPA
+            ranks first (one forward pass, no simulation). "propose": every zone agent
+            proposes its greedy action (its top ``max(guard, 1)`` with a guard) and the
+            proposal with the lowest simulated max rho is played, do nothing included
+            (one simulation per proposal: zones times fewer than the expert's thousands).
     """
 
     name: str
@@ -54,10 +60,14 @@ class TrainedAgent:
     modules: dict[str, Any] = field(repr=False)
     action_sets: dict[str, list[tuple[int, int]]] | None = None
     guard: int = 0
+    coordinator: str = "capa"
     _frame: DecisionFrame | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self.decisions: dict[str, int] = {}
+        if self.coordinator not in COORDINATORS:
+            raise UserError(
+                f"unknown coordinator {self.coordinator!r}; choose among {', '.join(COORDINATORS)}"
+            )
 
     def bind(self, env: Any) -> DecisionFrame:
         """The decision frame on ``env`` (built once per process and action space)."""
@@ -86,12 +96,14 @@ class TrainedAgent:
         return getattr(space, "n", None)
 
     def choose(self, obs: Any, env: Any) -> tuple[str | None, int]:
-        """(agent id, action index) the decision logic picks; (None, -1) when the rules act."""
+        """(agent id, action index) the decision logic picks with no guard and CAPA;
+        (None, -1) when the rules act; index 0 (do nothing) when the agent waits."""
         frame = self.bind(env)
         if not frame.is_unsafe(obs):
             return None, -1
         aid, _ = frame.choose_agent(obs)
-        return aid, int(np.argmax(self.masked_logits(frame, aid, obs)))
+        top = self.proposals(frame, aid, obs, 1)
+        return aid, top[0] if top else 0
 
     def logits(self, aid: str, features: np.ndarray) -> np.ndarray:
         """(n_actions,) policy logits of agent ``aid`` for a (d,) feature vector."""
@@ -103,11 +115,19 @@ class TrainedAgent:
             )
         return out["action_dist_inputs"][0].numpy()
 
-    def masked_logits(self, frame: DecisionFrame, aid: str, obs: Any) -> np.ndarray:
-        """(n_actions,) logits of agent ``aid`` in ``obs``, -inf for the actions of
-        substations in cooldown (grid2op would refuse them and play do nothing)."""
+    def proposals(self, frame: DecisionFrame, aid: str, obs: Any, k: int) -> list[int]:
+        """Indices of agent ``aid``'s ``k`` most likely actions in ``obs``, without do
+        nothing and without the actions of substations in cooldown.
+
+        grid2op would refuse the latter (and play do nothing): the agent waits for its
+        choice to become available rather than play a less likely action instead. The
+        policies do not see cooldowns; on the 36-bus grid, taking the most likely
+        *available* action cut the centralized clone's survival from 185 to 88 steps.
+        """
         logits = self.logits(aid, frame.encode(aid, obs))
-        return np.where(frame.in_cooldown(aid, obs), -np.inf, logits)
+        cooling = frame.in_cooldown(aid, obs)
+        top = np.argsort(-logits, kind="stable")[:k]
+        return [int(i) for i in top if i != 0 and not cooling[i]]
 
     def prepare(self, env: Any) -> None:
         """Build the decision frame for ``env`` now (the evaluation calls this before it
@@ -116,20 +136,24 @@ class TrainedAgent:
 
     def act(self, obs: Any, env: Any) -> Any:
         """grid2op action for the raw observation ``obs`` of ``env``: do nothing (or
-        reconnect a line) when safe, else the CAPA-chosen agent's action (greedy, or the
-        best simulated of its top ``guard`` actions), never one of a substation in
-        cooldown."""
+        reconnect a line) when safe, else the coordinator's choice among the agents'
+        :meth:`proposals`: the CAPA-chosen agent's greedy action (or the best simulated of
+        its top ``guard`` and do nothing), or the best simulated of every agent's; do
+        nothing when nothing is proposed."""
         frame = self.bind(env)
         if not frame.is_unsafe(obs):
             return frame.safe_action(obs, env.action_space)
-        aid, _ = frame.choose_agent(obs)
-        logits = self.masked_logits(frame, aid, obs)
-        self.decisions[aid] = self.decisions.get(aid, 0) + 1
-        if self.guard <= 0:
-            return frame.action(aid, int(np.argmax(logits)), obs)
-        top = np.argsort(-logits, kind="stable")[: self.guard]
-        order = [0] + [int(i) for i in top if i != 0 and np.isfinite(logits[i])]
-        candidates = [frame.action(aid, i, obs) for i in order]  # do nothing first: wins ties
+        if self.coordinator == "propose":
+            agents, k = frame.agent_ids, max(self.guard, 1)
+        else:
+            agents, k = [frame.choose_agent(obs)[0]], self.guard
+        candidates = [env.action_space({})]  # do nothing first: it wins ties
+        for aid in agents:
+            candidates += [
+                frame.action(aid, i, obs) for i in self.proposals(frame, aid, obs, k or 1)
+            ]
+        if k == 0:  # greedy: the one proposal, if any
+            return candidates[-1]
         best, _, _ = best_by_simulation(obs, candidates)
         return candidates[best]
 
@@ -173,9 +197,13 @@ def load_action_sets(run_dir: Path) -> dict[str, list[tuple[int, int]]] | None:
 
 
 def load_trained_agent(
-    run_dir: str | Path, checkpoint: str | Path | None = None, guard: int = 0
+    run_dir: str | Path,
+    checkpoint: str | Path | None = None,
+    guard: int = 0,
+    coordinator: str = "capa",
 ) -> TrainedAgent:
-    """The trained agents of a ``gridfactor train`` run (final checkpoint by default)."""
+    """The trained agents of a ``gridfactor train`` run (final checkpoint by default);
+    ``guard`` and ``coordinator``: see :class:`TrainedAgent`."""
     from ray.rllib.core.rl_module.rl_module import RLModule
 
     from gridfactor.progress import quiet_libraries
@@ -213,4 +241,5 @@ def load_trained_agent(
         modules=modules,
         action_sets=load_action_sets(run_dir),
         guard=int(guard),
+        coordinator=coordinator,
     )
