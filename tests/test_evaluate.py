@@ -122,6 +122,7 @@ def test_bad_agent_names() -> None:
         (["--agents", "do-nothing,bogus"], "unknown agent 'bogus'"),
         (["--run", "/nonexistent/run"], "does not exist"),
         (["--env", "no_such_env"], "unknown or not-on-disk environment"),
+        (["--coordinator", "capa,vote"], "bad --coordinator 'capa,vote'"),
     ],
 )
 def test_cli_bad_input_exit_2(tmp_path: Path, args: list[str], message: str) -> None:
@@ -218,3 +219,23 @@ def test_compare_smoke_end_to_end(tmp_path: Path) -> None:
     assert again.returncode == 0, again.stderr[-3000:]
     assert again.stdout.count("skipped") == 6
     assert (out / "report.md").read_text() == report
+    # the zones proposing, each its own action, on the same held-out days: a row per
+    # distributed run (the centralized run has one zone: nothing to coordinate)
+    proposed = out / "propose"
+    cmd = [GRIDFACTOR, "evaluate", "--run", str(out / "distributed-local")]
+    cmd += ["--run", str(out / "centralized"), "--coordinator", "capa,propose"]
+    cmd += ["--agents", "do-nothing", "--n-episodes", "3", "--workers", "2", "--out", str(proposed)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = pd.read_csv(proposed / "results.csv").set_index("agent")
+    assert list(rows.index) == [
+        "do-nothing",
+        "distributed-local",
+        "distributed-local+propose",
+        "centralized",
+    ]
+    assert (rows["illegal_mean"] == 0).all()  # nothing grid2op refused
+    same = pd.read_csv(proposed / "episodes.csv").pivot(
+        index="episode", columns="agent", values="survived"
+    )
+    assert same["distributed-local"].equals(survived["distributed-local"].iloc[:3])
