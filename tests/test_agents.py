@@ -206,6 +206,32 @@ def test_agents_play_topology_actions_without_out_lines_ends(g2env):
     assert illegal(obs, expert) == 0
 
 
+def biased_module(frame, aid, obs, biases: dict[int, float]):
+    """(a real, untrained RLlib RLModule for agent ``aid`` whose logits are ``biases``
+    whatever the observation, its last layer)."""
+    import gymnasium as gym
+    import torch
+    from ray.rllib.algorithms.ppo.torch.default_ppo_torch_rl_module import (
+        DefaultPPOTorchRLModule,
+    )
+    from ray.rllib.core.rl_module.rl_module import RLModuleSpec
+
+    n_features = frame.encode(aid, obs).shape[0]
+    module = RLModuleSpec(
+        module_class=DefaultPPOTorchRLModule,
+        observation_space=gym.spaces.Box(-np.inf, np.inf, (n_features,), np.float32),
+        action_space=gym.spaces.Discrete(frame.by_id[aid].n_actions),
+        model_config={"fcnet_hiddens": [8], "head_fcnet_hiddens": []},
+    ).build()
+    head = [m for m in module.pi.modules() if isinstance(m, torch.nn.Linear)][-1]
+    with torch.no_grad():
+        head.weight.zero_()
+        head.bias.zero_()
+        for index, value in biases.items():
+            head.bias[index] = value
+    return module, head
+
+
 def test_agents_never_pick_actions_of_substations_in_cooldown():
     """With a substation cooldown (3 steps, as on l2rpn_neurips_2020_track1), after an
     action on substation 1 grid2op refuses every action of substation 1. The frame flags
@@ -213,12 +239,7 @@ def test_agents_never_pick_actions_of_substations_in_cooldown():
     rho as simulating everything, where they come back ILLEGAL); a trained policy whose
     largest logit is such an action waits (do nothing), and never plays one with a guard
     or when the zones propose."""
-    import gymnasium as gym
     import torch
-    from ray.rllib.algorithms.ppo.torch.default_ppo_torch_rl_module import (
-        DefaultPPOTorchRLModule,
-    )
-    from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 
     from gridfactor.agents.cluster import centralized_factorization
     from gridfactor.agents.expert import COOLDOWN, FEASIBLE, ILLEGAL, best_by_simulation
@@ -263,19 +284,8 @@ def test_agents_never_pick_actions_of_substations_in_cooldown():
     assert not cooling[best] and outcomes[best] == FEASIBLE
 
     # a real (untrained) RLModule whose head prefers a cooling action, then an available one
-    n_features = frame.encode(aid, obs).shape[0]
-    module = RLModuleSpec(
-        module_class=DefaultPPOTorchRLModule,
-        observation_space=gym.spaces.Box(-np.inf, np.inf, (n_features,), np.float32),
-        action_space=gym.spaces.Discrete(len(subs)),
-        model_config={"fcnet_hiddens": [8], "head_fcnet_hiddens": []},
-    ).build()
     preferred, fallback = int(np.flatnonzero(cooling)[0]), int(np.flatnonzero(~cooling)[1])
-    head = [m for m in module.pi.modules() if isinstance(m, torch.nn.Linear)][-1]
-    with torch.no_grad():
-        head.weight.zero_()
-        head.bias.zero_()
-        head.bias[preferred], head.bias[fallback] = 10.0, 5.0
+    module, head = biased_module(frame, aid, obs, {preferred: 10.0, fallback: 5.0})
     agent = TrainedAgent("centralized", ENV, fact, 0.9, "local", {}, Path("."), {aid: module})
     obs.rho[:] = 0.1
     obs.rho[0] = 1.1  # unsafe: a decision is due
@@ -296,3 +306,47 @@ def test_agents_never_pick_actions_of_substations_in_cooldown():
             played = agent.act(obs, env)
         assert not any(played is frame.action(aid, int(i), obs) for i in np.flatnonzero(cooling))
     env.close()
+
+
+def test_zones_propose_and_the_best_simulated_proposal_is_played(g2env):
+    """coordinator "propose": every zone's policy proposes its action, the one with the
+    lowest simulated max rho is played, though CAPA hands the decision to another zone."""
+    from gridfactor.agents.expert import best_by_simulation
+    from gridfactor.agents.frame import frame_for
+    from gridfactor.train.policy import TrainedAgent
+
+    fact = case14_factorization(g2env)
+    frame = frame_for(fact, g2env)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        obs = copy.deepcopy(g2env.reset(seed=0, options={"time serie id": 0}))
+        # each zone's best action (its expert's), and how much it lowers max rho
+        best = {}
+        for aid in frame.agent_ids:
+            index, rhos, _ = best_by_simulation(obs, frame.candidates(aid, obs))
+            best[aid] = (index, rhos[index], rhos[0])
+    winner = min(best, key=lambda a: best[a][1])
+    assert best[winner][0] != 0 and best[winner][1] < best[winner][2]  # acting helps
+    # a line in danger that CAPA hands to another zone (rho is only read by the rules)
+    for line in range(g2env.n_line):
+        obs.rho[:] = 0.1
+        obs.rho[line] = 1.1
+        if frame.choose_agent(obs)[0] != winner:
+            break
+    capa_zone = frame.choose_agent(obs)[0]
+    assert capa_zone != winner
+    modules = {
+        aid: biased_module(frame, aid, obs, {index: 10.0})[0] for aid, (index, _, _) in best.items()
+    }
+    agent = TrainedAgent("distributed-local", ENV, fact, 0.9, "local", {}, Path("."), modules)
+    capa = agent.act(obs, g2env)
+    if best[capa_zone][0] == 0:  # that zone's policy proposes nothing
+        assert capa == g2env.action_space({})
+    else:
+        assert capa is frame.action(capa_zone, best[capa_zone][0], obs)
+    assert capa is not frame.action(winner, best[winner][0], obs)
+    agent.coordinator = "propose"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        proposed = agent.act(obs, g2env)
+    assert proposed is frame.action(winner, best[winner][0], obs)
