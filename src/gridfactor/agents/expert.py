@@ -27,6 +27,13 @@ OUTCOMES = {
 }
 
 
+def in_cooldown(obs: Any, subs: np.ndarray) -> np.ndarray:
+    """(n,) bool: the actions on substations ``subs`` (n,) (-1: none, e.g. do nothing)
+    whose substation is in cooldown in ``obs``: grid2op would refuse them (``skip``)."""
+    subs = np.asarray(subs)
+    return (subs >= 0) & (np.asarray(obs.time_before_cooldown_sub)[np.maximum(subs, 0)] > 0)
+
+
 def simulate_candidate(obs: Any, action: Any) -> tuple[float, int]:
     """(max rho one step after ``action``, outcome); inf unless the outcome is FEASIBLE."""
     sim_obs, _, done, info = obs.simulate(action)

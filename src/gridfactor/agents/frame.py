@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from gridfactor.agents.cluster import ClusterAgent, ObservationEncoder, build_agents
+from gridfactor.agents.expert import in_cooldown
 from gridfactor.agents.high_level import HighLevelRules
 from gridfactor.envs.topology import PlayableActions
 from gridfactor.factorize.structure import Factorization
@@ -77,9 +78,7 @@ class DecisionFrame:
     def in_cooldown(self, agent: str, obs: Any) -> np.ndarray:
         """(n_actions,) bool: the actions of ``agent`` whose substation is in cooldown in
         ``obs`` (grid2op refuses them and plays do nothing; never do nothing itself)."""
-        subs = self.by_id[agent].action_subs
-        cooling = np.asarray(obs.time_before_cooldown_sub)[np.maximum(subs, 0)] > 0
-        return cooling & (subs >= 0)
+        return in_cooldown(obs, self.by_id[agent].action_subs)
 
     def safe_action(self, obs: Any, action_space: Any) -> Any:
         """The rules' action when nothing is decided: reconnect a line, else do nothing."""

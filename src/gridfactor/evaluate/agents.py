@@ -26,7 +26,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from gridfactor.agents.expert import best_by_simulation
+from gridfactor.agents.expert import best_by_simulation, in_cooldown
 from gridfactor.errors import UserError
 
 BASELINES = ("do-nothing", "reconnect", "expert", "expert-zone", "random")
@@ -124,8 +124,7 @@ class ExpertAgent(ReconnectAgent):
             return reco if reco is not None else do_nothing
         playable = playable_actions(env)
         candidates = [do_nothing, *(playable(a, obs) for a in unitary_topology_actions(env))]
-        cooling = np.asarray(obs.time_before_cooldown_sub)[unitary_topology_subs(env)] > 0
-        skip = np.concatenate([[False], cooling])
+        skip = np.concatenate([[False], in_cooldown(obs, unitary_topology_subs(env))])
         if reco is not None:
             candidates.append(reco)
             skip = np.append(skip, False)

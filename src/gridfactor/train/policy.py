@@ -121,8 +121,9 @@ class TrainedAgent:
 
         grid2op would refuse the latter (and play do nothing): the agent waits for its
         choice to become available rather than play a less likely action instead. The
-        policies do not see cooldowns; on the 36-bus grid, taking the most likely
-        *available* action cut the centralized clone's survival from 185 to 88 steps.
+        observations hold the cooldowns, but the clones have not learned to avoid cooling
+        substations; on the 36-bus grid, taking the most likely *available* action cut
+        the centralized clone's survival from 185 to 88 steps.
         """
         logits = self.logits(aid, frame.encode(aid, obs))
         cooling = frame.in_cooldown(aid, obs)
