@@ -15,35 +15,18 @@ from typing import Any
 
 import numpy as np
 
-# What simulating a candidate gave (``best_by_simulation``'s outcomes, recorded per
-# candidate by the demonstrations). Every outcome but FEASIBLE has max rho = inf.
-FEASIBLE, COOLDOWN, ILLEGAL, AMBIGUOUS, GAME_OVER = 0, 1, 2, 3, 4
-OUTCOMES = {
-    FEASIBLE: "feasible",
-    COOLDOWN: "cooldown",  # its substation is in cooldown: not simulated
-    ILLEGAL: "illegal",  # refused by grid2op's rules for another reason
-    AMBIGUOUS: "ambiguous",
-    GAME_OVER: "game over",  # the simulated step ends the episode (e.g. a diverging flow)
-}
-
-
-def in_cooldown(obs: Any, subs: np.ndarray) -> np.ndarray:
-    """(n,) bool: the actions on substations ``subs`` (n,) (-1: none, e.g. do nothing)
-    whose substation is in cooldown in ``obs``: grid2op would refuse them (``skip``)."""
-    subs = np.asarray(subs)
-    return (subs >= 0) & (np.asarray(obs.time_before_cooldown_sub)[np.maximum(subs, 0)] > 0)
-
-
-def simulate_candidate(obs: Any, action: Any) -> tuple[float, int]:
-    """(max rho one step after ``action``, outcome); inf unless the outcome is FEASIBLE."""
-    sim_obs, _, done, info = obs.simulate(action)
-    if info.get("is_illegal"):
-        return float("inf"), ILLEGAL
-    if info.get("is_ambiguous"):
-        return float("inf"), AMBIGUOUS
-    if done or info.get("exception"):
-        return float("inf"), GAME_OVER
-    return float(np.max(sim_obs.rho)), FEASIBLE
+# The outcome codes and the per-candidate obs.simulate reference live with the candidate
+# evaluator (one definition); re-exported here for the experts' callers.
+from gridfactor.sim.candidates import (  # noqa: F401
+    AMBIGUOUS,
+    COOLDOWN,
+    FEASIBLE,
+    GAME_OVER,
+    ILLEGAL,
+    OUTCOMES,
+    in_cooldown,
+    simulate_candidate,
+)
 
 
 def best_by_simulation(
