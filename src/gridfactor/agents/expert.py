@@ -1,11 +1,15 @@
-"""Simulation experts: try candidate actions with ``obs.simulate`` and keep the best.
+"""Simulation experts: try candidate actions one step ahead and keep the best.
 
 ``best_by_simulation`` is the one greedy step all experts share (the full ``expert``, the
-``expert-zone`` baseline, the demonstrations' labeller, the evaluation guard): the candidate
-with the lowest simulated max rho one step ahead; do nothing (first) wins ties, so an
-expert only acts when acting helps. Candidates that grid2op would refuse because their
-substation is in cooldown are not simulated (``skip``): a refused action is played as do
-nothing, so it can never beat do nothing.
+``expert-zone`` baseline, the demonstrations' labeller, the evaluation guard and the
+``propose`` coordinator): the candidate with the lowest simulated max rho one step ahead;
+do nothing (first) wins ties, so an expert only acts when acting helps. Candidates that
+grid2op would refuse because their substation is in cooldown are not simulated (``skip``):
+a refused action is played as do nothing, so it can never beat do nothing.
+
+The candidates are evaluated by :func:`gridfactor.sim.evaluate_candidates`: one batched
+lightsim2grid power flow per candidate, with the same max rho and outcome as
+``obs.simulate`` (:func:`simulate_candidate`, the reference it is tested against).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from gridfactor.sim.candidates import (  # noqa: F401
     GAME_OVER,
     ILLEGAL,
     OUTCOMES,
+    evaluate_candidates,
     in_cooldown,
     simulate_candidate,
 )
@@ -38,14 +43,5 @@ def best_by_simulation(
     simulated, max rho inf, outcome COOLDOWN. Strict "<" keeps the earliest of equal
     candidates: put do nothing first.
     """
-    n = len(candidates)
-    rhos = np.full(n, np.inf)
-    outcomes = np.full(n, COOLDOWN, dtype=np.int8)
-    for i, action in enumerate(candidates):
-        if skip is None or not skip[i]:
-            rhos[i], outcomes[i] = simulate_candidate(obs, action)
-    best = 0
-    for i in range(1, n):
-        if rhos[i] < rhos[best]:
-            best = i
-    return best, rhos, outcomes
+    evaluation = evaluate_candidates(obs, candidates, skip)
+    return evaluation.best(), evaluation.max_rho, evaluation.outcome

@@ -17,8 +17,10 @@ from gridfactor.sim.candidates import (
     Evaluation,
     evaluate_candidates,
     in_cooldown,
+    lowest,
     simulate_candidate,
 )
+from gridfactor.sim.states import unsafe_states
 
 __all__ = [
     "AMBIGUOUS",
@@ -35,5 +37,7 @@ __all__ = [
     "Evaluation",
     "evaluate_candidates",
     "in_cooldown",
+    "lowest",
     "simulate_candidate",
+    "unsafe_states",
 ]
