@@ -11,7 +11,7 @@ $(BIN)/gridfactor: pyproject.toml
 	$(BIN)/pip install -q --upgrade pip
 	# torch first, pinned: the CPU wheel on disk (any other version pulls a CUDA build)
 	$(BIN)/pip install -q "torch==2.13.0"
-	$(BIN)/pip install -q -e ".[dev]"
+	$(BIN)/pip install -q -e ".[dev,peers]"
 	touch $(BIN)/gridfactor
 
 install: $(BIN)/gridfactor

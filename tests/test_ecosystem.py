@@ -210,9 +210,13 @@ def test_export_runs_in_grid2op_runner_like_evaluation(trained_run: Path, tmp_pa
     from gridfactor.export import load_exported_agent
     from gridfactor.train.policy import load_trained_agent
 
+    sub = tmp_path / "submission"
+    run_cli("export", str(trained_run), "--out", str(sub))
+    assert (sub / "__init__.py").is_file() and (sub / "policies" / "cluster_0.pt").is_file()
     ev = evaluate(
         EvalConfig(
             runs=(str(trained_run),),
+            submissions=(str(sub),),  # the export, loaded as any L2RPN submission
             agents=("do-nothing",),
             n_episodes=3,
             episode_steps=288,
@@ -224,10 +228,9 @@ def test_export_runs_in_grid2op_runner_like_evaluation(trained_run: Path, tmp_pa
     episodes = pd.read_csv(ev / "episodes.csv")
     trained = episodes[episodes["agent"] == "distributed-local"].sort_values("episode")
     assert trained["actions"].sum() > 0  # the policy acted: its survival is its own
-
-    sub = tmp_path / "submission"
-    run_cli("export", str(trained_run), "--out", str(sub))
-    assert (sub / "__init__.py").is_file() and (sub / "policies" / "cluster_0.pt").is_file()
+    exported = episodes[episodes["agent"] == "submission"].sort_values("episode")
+    same = ["survived", "completed", "actions", "illegal", "distinct_actions"]
+    assert exported[same].reset_index(drop=True).equals(trained[same].reset_index(drop=True))
 
     rlmodules = load_trained_agent(trained_run)
     scripted = load_exported_agent(sub)

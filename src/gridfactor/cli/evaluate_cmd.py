@@ -15,10 +15,18 @@ def evaluate_cmd(
     run: list[Path] = typer.Option(
         [], "--run", help="Training run directory to evaluate (repeatable)."
     ),
+    submission: list[Path] = typer.Option(
+        [],
+        "--submission",
+        help="L2RPN submission folder (its __init__.py defines make_agent(env, path); "
+        "gridfactor export folders too), labelled by its name (repeatable).",
+    ),
     agents: str = typer.Option(
         "do-nothing,reconnect,expert,random",
         "--agents",
-        help="Baselines, comma-separated: do-nothing,reconnect,expert,expert-zone,random.",
+        help="Baselines, comma-separated: do-nothing,reconnect,expert,expert-zone,random, "
+        "expertop (l2rpn-baselines' ExpertAgent: pip install 'gridfactor[peers]'); "
+        "'' for none.",
     ),
     env: str = typer.Option(
         None, "--env", help="Grid2Op env (default: the runs' env, else rte_case14_realistic)."
@@ -86,8 +94,9 @@ def evaluate_cmd(
 
     config = EvalConfig(
         env_name=env,
-        agents=tuple(parse_agent_names(agents)),
+        agents=tuple(parse_agent_names(agents, allow_empty=bool(run or submission))),
         runs=tuple(str(r) for r in run),
+        submissions=tuple(str(s) for s in submission),
         n_episodes=n_episodes,
         episode_steps=episode_steps,
         chronics=parse_chronics(chronics),

@@ -18,6 +18,8 @@ Baselines (``--agents`` names):
   factorization costs before any learning.
 - ``random``: sanity floor in the same decision frame: when unsafe a uniformly random unitary
   topology action, when safe the reconnection rule.
+- ``expertop``: the public peer, l2rpn-baselines' ``ExpertAgent`` (expertop4grid; needs
+  ``pip install gridfactor[peers]``), see :mod:`gridfactor.agents.external`.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import numpy as np
 from gridfactor.agents.expert import best_by_simulation, in_cooldown
 from gridfactor.errors import UserError
 
-BASELINES = ("do-nothing", "reconnect", "expert", "expert-zone", "random")
+BASELINES = ("do-nothing", "reconnect", "expert", "expert-zone", "random", "expertop")
 # baselines that need the zones of a factorization
 ZONE_BASELINES = ("expert-zone",)
 
@@ -186,9 +188,12 @@ class RandomTopologyAgent(ReconnectAgent):
         return super().act(obs, env)
 
 
-def parse_agent_names(text: str) -> list[str]:
-    """Parse ``--agents do-nothing,expert`` into validated baseline names (order kept)."""
+def parse_agent_names(text: str, *, allow_empty: bool = False) -> list[str]:
+    """Parse ``--agents do-nothing,expert`` into validated baseline names (order kept);
+    ``allow_empty``: '' is no baseline (other agents are evaluated)."""
     names = [part.strip() for part in text.split(",") if part.strip()]
+    if not names and allow_empty:
+        return []
     unknown = [n for n in names if n not in BASELINES]
     if unknown:
         raise UserError(
@@ -201,10 +206,19 @@ def parse_agent_names(text: str) -> list[str]:
 
 
 def make_baseline(
-    name: str, *, danger: float = 0.9, seed: int = 0, factorization: Any = None
+    name: str,
+    *,
+    danger: float = 0.9,
+    seed: int = 0,
+    factorization: Any = None,
+    env_name: str | None = None,
 ) -> Agent:
     """A fresh baseline agent by name (``seed`` only matters for ``random``,
-    ``factorization`` for ``expert-zone``)."""
+    ``factorization`` for ``expert-zone``, ``env_name`` for ``expertop``: its grid)."""
+    if name == "expertop":
+        from gridfactor.agents.external import expertop_agent
+
+        return expertop_agent(env_name or "")
     if name == "expert-zone":
         if factorization is None:
             raise UserError(

@@ -89,6 +89,11 @@ def _check_grid(fact: Any, action_space: Any, what: str) -> None:
         )
 
 
+def env_name_of(env: Any) -> str:
+    """The name of a grid2op env (grid2op appends its backend's class to ``env_name``)."""
+    return str(getattr(env, "env_name", ""))
+
+
 def load_agent(
     agent: str | Path,
     env: Any,
@@ -120,7 +125,11 @@ def load_agent(
         fact = _factorization(factorization)
         if fact is not None:
             _check_grid(fact, space, "the factorization")
-        inner: Any = make_baseline(name, danger=danger, seed=seed, factorization=fact)
+        inner: Any = make_baseline(
+            name, danger=danger, seed=seed, factorization=fact, env_name=env_name_of(env)
+        )
+        if hasattr(inner, "prepare") and name == "expertop":
+            inner.prepare(env)  # a grid2op agent of its own, built on the real env
         return GridfactorAgent(inner, space)
     path = Path(agent)
     if (path / EXPORT_MANIFEST).is_file():

@@ -22,6 +22,9 @@ TABLE_COLUMNS = [
     ("overloads_mean", "overload steps/ep", "{:.1f}"),
     ("actions_mean", "actions/ep", "{:.1f}"),
     ("illegal_mean", "illegal/ep", "{:.1f}"),  # refused by grid2op (played as do nothing)
+    ("distinct_actions", "distinct actions", "{:.0f}"),  # over all its episodes
+    ("off_reference_frac", "off reference topology (frac)", "{:.3f}"),
+    ("errors", "agent errors", "{:.0f}"),  # episodes ended by the agent's failure (if any)
     ("decisions_mean", "decisions/ep", "{:.1f}"),
     ("decision_ms", "ms per decision", "{:.2f}"),
     ("step_ms", "ms per step", "{:.2f}"),
@@ -60,7 +63,10 @@ def summarize(episodes: pd.DataFrame) -> pd.DataFrame:
     safe_frac = safe steps / steps of the episode length (a failed episode's lost steps
     count as unsafe); survived_ci = 95% bootstrap interval of the mean steps survived;
     decision_ms = mean wall time of ``act`` on the steps where a decision was due (some
-    line at rho >= danger), over all such steps; step_ms = over every step.
+    line at rho >= danger), over all such steps; step_ms = over every step;
+    distinct_actions = different actions played over all its episodes (a controller and
+    "one lucky switch" differ here); off_reference_frac = share of the survived steps with
+    some element on busbar 2; errors = episodes ended by the agent's own failure.
     """
     rows = []
     for agent, group in episodes.groupby("agent", sort=False):
@@ -86,9 +92,19 @@ def summarize(episodes: pd.DataFrame) -> pd.DataFrame:
                 "step_ms": _mean_ms(group, "step_ms"),
             }
         )
+        if "action_keys" in group:  # (episodes saved by older releases lack these)
+            keys = set().union(*(set(k) for k in group["action_keys"] if isinstance(k, list)))
+            rows[-1]["distinct_actions"] = len(keys)
+            rows[-1]["off_reference_frac"] = float(
+                group["off_reference_steps"].sum() / max(group["survived"].sum(), 1)
+            )
+        if "error" in group:
+            rows[-1]["errors"] = int(group["error"].notna().sum())
         if "score" in group:  # grid2op's scorer: the competitions rank by the mean
             rows[-1]["score"] = float(group["score"].mean())
     columns = [c for c, _, _ in TABLE_COLUMNS if any(c in row for row in rows)]
+    if not any(row.get("errors") for row in rows):
+        columns = [c for c in columns if c != "errors"]  # shown only when an agent failed
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -288,7 +304,8 @@ def write_reports(
     out: Path, episodes: pd.DataFrame, run_configs: list[dict[str, Any]], labels=None
 ) -> pd.DataFrame:
     """Write episodes.csv, results.csv/.md and the plots; returns the results table."""
-    write_csv(out / "episodes.csv", episodes)
+    # the per-episode action keys stay in episodes/*.json (their count is a column)
+    write_csv(out / "episodes.csv", episodes.drop(columns=["action_keys"], errors="ignore"))
     table = summarize(episodes) if not episodes.empty else pd.DataFrame()
     write_csv(out / "results.csv", table)
     if not table.empty:

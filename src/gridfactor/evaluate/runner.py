@@ -18,6 +18,7 @@ An interrupted run re-run with the same command skips the (agent, episode) pairs
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import re
@@ -31,6 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from gridfactor.agents.external import AgentError, Grid2opAgent
 from gridfactor.envs.grid2op_env import check_agents_support, reset_env
 from gridfactor.errors import UserError
 from gridfactor.evaluate.agents import BASELINES, ZONE_BASELINES, Agent, make_baseline
@@ -55,6 +57,8 @@ class EvalConfig:
     env_name: grid2op env; None = the trained runs' env, else DEFAULT_ENV.
     agents: baseline names (subset of BASELINES).
     runs: training run directories whose trained agents are evaluated too.
+    submissions: L2RPN submission folders (``make_agent(env, path)``; ``gridfactor export``
+        folders too) evaluated too, each labelled by its folder's name.
     n_episodes / episode_steps: scenarios (episode_steps 0 = whole held-out window).
     chronics / window: held-out split override; None = the runs' split, else the default
         (:func:`gridfactor.evaluate.scenarios.default_held_out`).
@@ -74,6 +78,7 @@ class EvalConfig:
     env_name: str | None = None
     agents: tuple[str, ...] = BASELINES
     runs: tuple[str, ...] = ()
+    submissions: tuple[str, ...] = ()
     n_episodes: int = 10
     episode_steps: int = 288
     chronics: tuple[int, ...] | None = None
@@ -98,8 +103,8 @@ class AgentSpec:
     """How a worker builds an agent: a baseline by name or a trained run directory."""
 
     label: str
-    kind: str  # "baseline" | "run"
-    ref: str  # baseline name or run directory
+    kind: str  # "baseline" | "run" | "submission"
+    ref: str  # baseline name, run directory or submission folder
     danger: float = 0.9
     checkpoint: str | None = None
     guard: int = 0
@@ -123,6 +128,7 @@ class EpisodeTask:
 
 _ENVS: dict[str, Any] = {}
 _TRAINED: dict[tuple[str, str | None, int, str], Any] = {}
+_SUBMISSIONS: dict[tuple[str, str], Any] = {}
 
 
 def _env(name: str) -> Any:
@@ -145,18 +151,34 @@ def _load_trained(
     return _TRAINED[key]
 
 
-def _agent(spec: AgentSpec, scenario: Scenario) -> Agent:
+def _agent(spec: AgentSpec, scenario: Scenario, env_name: str) -> Agent:
+    if spec.kind == "submission":
+        # built once per process and reset per episode, as grid2op's Runner does
+        key = (spec.ref, spec.label)
+        if key not in _SUBMISSIONS:
+            from gridfactor.agents.external import submission_agent
+
+            _SUBMISSIONS[key] = submission_agent(spec.ref, spec.label)
+        return _SUBMISSIONS[key]
     if spec.kind == "baseline":
         # A fresh baseline per episode seeded by the scenario: results do not depend on
         # which worker ran which episode before.
         from gridfactor.factorize.structure import Factorization
 
         fact = None if spec.factorization is None else Factorization.from_dict(spec.factorization)
-        return make_baseline(spec.ref, danger=spec.danger, seed=scenario.seed, factorization=fact)
+        return make_baseline(
+            spec.ref, danger=spec.danger, seed=scenario.seed, factorization=fact, env_name=env_name
+        )
     agent = _load_trained(spec.ref, spec.checkpoint, spec.guard, spec.coordinator)
     if hasattr(agent, "reset"):
         agent.reset()
     return agent
+
+
+def action_key(action: Any) -> str:
+    """A short key of what a grid2op action does (equal actions, equal keys)."""
+    text = json.dumps(action.as_serializable_dict(), sort_keys=True, default=str)
+    return hashlib.sha1(text.encode()).hexdigest()[:12]
 
 
 def run_episode(task: EpisodeTask) -> dict[str, Any]:
@@ -165,7 +187,10 @@ def run_episode(task: EpisodeTask) -> dict[str, Any]:
     survived: grid2op steps played before a game over (= length if none).
     safe_steps / overload_steps: survived steps whose max rho is < 0.9 / >= 1.
     actions: steps whose action is not do-nothing; illegal: steps whose action grid2op
-    refused as illegal (it played do nothing instead).
+    refused as illegal (it played do nothing instead); distinct_actions / action_keys:
+    the different actions played (:func:`action_key`); off_reference_steps: survived steps
+    with some element on busbar 2; error: the failure of an external agent (a submission,
+    a peer) that ended the episode, counted as a game over (None otherwise).
     decisions: steps where a decision was due (some line at rho >= the agent's danger
     threshold); decision_ms: mean wall time of ``act`` on those steps (NaN if none);
     step_ms: mean wall time of ``act`` over every step.
@@ -176,38 +201,51 @@ def run_episode(task: EpisodeTask) -> dict[str, Any]:
     warnings.filterwarnings("ignore")
     sc = task.scenario
     env = _env(task.env_name)
-    agent = _agent(task.agent, sc)
+    agent = _agent(task.agent, sc, task.env_name)
     obs = reset_env(env, seed=sc.seed, options=sc.reset_options())
-    if hasattr(agent, "prepare"):
-        agent.prepare(env)  # one-time set-up, not decision time
+    external = isinstance(agent, Grid2opAgent)
     danger = float(getattr(agent, "danger", task.agent.danger))
-    survived = safe = overloads = actions = illegal = decisions = 0
+    survived = safe = overloads = actions = illegal = decisions = off_reference = 0
     act_s = decide_s = 0.0
     max_rho_sum = 0.0
     game_over = False
+    error: str | None = None
+    action_keys: set[str] = set()
     wall = time.perf_counter()
-    for _ in range(sc.length):
-        due = float(np.max(obs.rho)) >= danger
-        tic = time.perf_counter()
-        action = agent.act(obs, env)
-        elapsed = time.perf_counter() - tic
-        act_s += elapsed
-        if due:
-            decisions += 1
-            decide_s += elapsed
-        actions += bool(action.can_affect_something())
-        obs, _, done, info = env.step(action)
-        illegal += bool(info.get("is_illegal"))
-        if done and info.get("exception"):
-            game_over = True
-            break
-        survived += 1
-        max_rho = float(np.max(obs.rho))
-        max_rho_sum += max_rho
-        safe += max_rho < SAFE_RHO
-        overloads += max_rho >= 1.0
-        if done:  # end of the chronic: not a failure
-            break
+    try:
+        if hasattr(agent, "prepare"):
+            agent.prepare(env)  # one-time set-up, not decision time
+        if external:
+            agent.reset(obs)
+        for _ in range(sc.length):
+            due = float(np.max(obs.rho)) >= danger
+            tic = time.perf_counter()
+            action = agent.act(obs, env)
+            elapsed = time.perf_counter() - tic
+            act_s += elapsed
+            if due:
+                decisions += 1
+                decide_s += elapsed
+            if action.can_affect_something():
+                actions += 1
+                action_keys.add(action_key(action))
+            obs, reward, done, info = env.step(action)
+            if external:
+                agent.reward = reward
+            illegal += bool(info.get("is_illegal"))
+            if done and info.get("exception"):
+                game_over = True
+                break
+            survived += 1
+            max_rho = float(np.max(obs.rho))
+            max_rho_sum += max_rho
+            safe += max_rho < SAFE_RHO
+            overloads += max_rho >= 1.0
+            off_reference += bool((obs.topo_vect > 1).any())
+            if done:  # end of the chronic: not a failure
+                break
+    except AgentError as exc:  # the agent's own failure: this episode fails, not the run
+        game_over, error = True, str(exc)
     steps = survived + game_over
     result = {
         "agent": task.agent.label,
@@ -223,6 +261,10 @@ def run_episode(task: EpisodeTask) -> dict[str, Any]:
         "overload_steps": overloads,
         "actions": actions,
         "illegal": illegal,
+        "distinct_actions": len(action_keys),
+        "action_keys": sorted(action_keys),
+        "off_reference_steps": off_reference,
+        "error": error,
         "mean_max_rho": max_rho_sum / max(survived, 1),
         "decisions": decisions,
         "decision_ms": 1000.0 * decide_s / decisions if decisions else float("nan"),
@@ -240,7 +282,9 @@ def _grid2op_episode(task: EpisodeTask) -> dict[str, Any]:
     from gridfactor.evaluate import grid2op_runs
 
     out, sc, label = Path(task.out), task.scenario, task.agent.label
-    agent = _agent(task.agent, sc)
+    agent = _agent(task.agent, sc, task.env_name)
+    if isinstance(agent, Grid2opAgent):
+        agent.prepare(_env(task.env_name))  # it needs the env's observation space
     scratch = grid2op_runs.scratch_dir(out, label, sc)
     extra: dict[str, Any] = {}
     if task.score:
@@ -378,11 +422,23 @@ def resolve(config: EvalConfig) -> tuple[str, list[AgentSpec], HeldOut, list[dic
         raise UserError(
             f"--env {env_name} differs from the runs' env {env_names.pop()}; drop --env"
         )
-    if not specs:
-        raise UserError("nothing to evaluate; pass --agents and/or --run DIR")
+    if not specs and not config.submissions:
+        raise UserError("nothing to evaluate; pass --agents, --run DIR and/or --submission DIR")
     check_agents_support(env_name, config.agents, "gridfactor evaluate", trained=bool(config.runs))
+    if "expertop" in config.agents:
+        from gridfactor.agents.external import check_expertop
+
+        check_expertop(env_name)
 
     env = _env(env_name)
+    for folder in config.submissions:
+        from gridfactor.agents.external import check_submission
+
+        path = Path(folder).resolve()
+        if not path.is_dir():
+            raise UserError(f"--submission {folder} is not a directory; pass a submission folder")
+        check_submission(path, env)  # make_agent runs once here: its failures stop the run
+        specs.append(AgentSpec(_label(path.name, path, used), "submission", str(path)))
     if config.chronics is not None or config.window is not None:
         base = default_held_out(env)
         held = HeldOut(config.chronics or base.chronics, config.window or base.window)
@@ -450,6 +506,8 @@ def evaluate(config: EvalConfig) -> Path:
         run_config["save_episodes"] = True
     if config.coordinators != ("capa",):
         run_config["coordinators"] = list(config.coordinators)
+    if config.submissions:
+        run_config["submissions"] = [s.ref for s in specs if s.kind == "submission"]
     out = prepare_run_dir(config.out, run_config, resume=config.resume, overwrite=config.overwrite)
     write_csv(out / "scenarios.csv", pd.DataFrame([s.to_dict() for s in scenarios]))
 
