@@ -6,6 +6,7 @@ import itertools
 import warnings
 
 import numpy as np
+import pytest
 
 
 def _grid(env_name: str):
@@ -151,3 +152,28 @@ def test_rows_the_batch_refuses_go_through_obs_simulate_and_are_counted():
     assert (ev.route == SIMULATE).all()  # nothing dropped: every candidate simulated
     assert {FALLBACK_REASONS[int(r)] for r in ev.reason} == {"refused"}
     _assert_agrees(ev, obs, candidates, skip)
+
+
+def test_a_row_that_converges_to_another_power_flow_solution_is_not_trusted():
+    """case14: from the forecast state's voltages, Newton-Raphson takes candidate 71 of
+    this unsafe state to a spurious solution (a line at rho 8.4, beyond the hard limit, so
+    the batch would cascade into a game over); grid2op's backend, which starts from a DC
+    solution of the candidate's own topology, finds rho 1.70 and no game over."""
+    from gridfactor.sim import (
+        FALLBACK_REASONS,
+        FEASIBLE,
+        SIMULATE,
+        CandidateEvaluator,
+        simulate_candidate,
+        unsafe_states,
+    )
+
+    env, actions, _, playable = _grid("rte_case14_realistic")
+    states = unsafe_states(env, actions, min_rho=0.9, seed=0, explore=0.2)
+    obs = next(itertools.islice(states, 103, None))
+    candidate = playable(actions[70], obs)
+    ev = CandidateEvaluator(type(obs)).evaluate(obs, [env.action_space({}), candidate])
+    rho, outcome = simulate_candidate(obs, candidate)
+    assert outcome == FEASIBLE and ev.outcome[1] == FEASIBLE
+    assert ev.max_rho[1] == pytest.approx(rho, abs=1e-6)
+    assert ev.route[1] == SIMULATE and FALLBACK_REASONS[int(ev.reason[1])] == "other solution"

@@ -57,16 +57,18 @@ FALLBACK_REASONS = {
     8: "refused",  # the batch refused the row for another reason
     9: "diverged",  # its Newton-Raphson did not converge from the base state's voltages;
     # grid2op's backend starts each power flow from a DC solution of its own topology
-    10: "slow",  # it converged, but after SLOW_ITERATIONS or more: maybe to another
-    # solution of the power-flow equations than the backend's (seen on case14: rho 6.2
-    # where obs.simulate finds 0.92)
+    10: "other solution",  # from the base state's voltages it converged to another
+    # solution of the power-flow equations than the backend's DC start finds (seen on
+    # case14: rho 6.2 and 8.4, with lines beyond the hard limit, where obs.simulate finds
+    # 0.92 and 1.70)
 }
 _NOT_SET_BUS, _BASE_STATE, _NO_BACKEND, _COOLING, _OUT_LINE = 1, 2, 3, 4, 5
-_ISLAND, _SLACK, _REFUSED, _DIVERGED, _SLOW = 6, 7, 8, 9, 10
-# Newton-Raphson iterations from the base state's voltages beyond which a row is checked by
-# obs.simulate. Rows converge in 3-5 (99% on case14 and the 36-bus grid); every spurious
-# solution seen took 9.
+_ISLAND, _SLACK, _REFUSED, _DIVERGED, _OTHER_SOLUTION = 6, 7, 8, 9, 10
+# Newton-Raphson iterations from the base state's voltages from which a row is solved again
+# from the backend's DC start. Rows converge in 3-5 (99% on case14 and the 36-bus grid).
 SLOW_ITERATIONS = 8
+# Two solutions of a row whose line currents all agree within this (A) are the same one.
+_SAME_FLOW_A = 1e-3
 
 
 class Evaluation(NamedTuple):
@@ -389,31 +391,33 @@ class CandidateEvaluator:
                     fallback.append(rows[k])
                 return
             connected = base.line_status & ~cut[pending]
-            # Newton-Raphson failed from the base state's voltages: solved again from a DC
-            # start of the row's own topology, as the backend does; what still diverges
-            # is a game over there too
-            failed = np.flatnonzero(~converged & (iterations > 0))
-            diverges = [
-                self._diverges_from_dc(
-                    backend, topologies[pending[j]], buses[pending[j]], cut[pending[j]]
-                )
-                for j in failed
-            ]
             still = []
             for j, k in enumerate(pending):
                 i = rows[k]
                 flows = amps[j]
-                if converged[j] and iterations[j] >= SLOW_ITERATIONS:
-                    reason[i] = _SLOW
-                    fallback.append(i)
-                    continue
-                if not converged[j] and iterations[j] and not diverges[int(np.argmax(failed == j))]:
-                    reason[i] = _DIVERGED  # it converges from the DC start: obs.simulate
-                    fallback.append(i)
-                    continue
-                if not converged[j] or not np.isfinite(flows).all():
-                    # it diverges, or the grid splits: grid2op ends the episode
+                solved = converged[j] and np.isfinite(flows).all()
+                if not solved and not iterations[j]:
+                    # the grid splits (the row is never solved): grid2op ends the episode
                     outcomes[i], route[i] = GAME_OVER, BATCH
+                    continue
+                if protections:
+                    hard_trip = solved and ((flows > hard) & connected[j]).any()
+                    if not solved or hard_trip or iterations[j] >= SLOW_ITERATIONS:
+                        # Newton-Raphson from the base state's voltages failed, nearly
+                        # failed, or found flows beyond the hard limit: the backend starts
+                        # from a DC solution of the row's own topology; where it finds
+                        # another solution, or none, the batch cannot stand for it
+                        own = self._solve_from_dc(backend, topologies[k], buses[k], cut[k])
+                        if own is None:
+                            outcomes[i], route[i] = GAME_OVER, BATCH  # it diverges there too
+                            continue
+                        if not solved or np.abs(own - flows).max() > _SAME_FLOW_A:
+                            reason[i] = _DIVERGED if not solved else _OTHER_SOLUTION
+                            fallback.append(i)
+                            continue
+                elif not solved:
+                    reason[i] = _DIVERGED
+                    fallback.append(i)
                     continue
                 trips = np.zeros(n_line, dtype=bool)
                 if protections:
@@ -429,11 +433,12 @@ class CandidateEvaluator:
                     still.append(k)
             pending = np.asarray(still, dtype=int)
 
-    def _diverges_from_dc(
+    def _solve_from_dc(
         self, backend: Any, topo: _Topology, buses: np.ndarray, cut: np.ndarray
-    ) -> bool:
-        """Whether the row's AC power flow diverges from a DC start of its own topology, as
-        ``LightSimBackend.runpf`` starts (``initdc``): on a copy of the base grid."""
+    ) -> np.ndarray | None:
+        """(n_line,) |current| in A of the row's AC power flow started, as
+        ``LightSimBackend.runpf`` starts it (``initdc``), from a DC solution of the row's own
+        topology, on a copy of the base grid; None if it diverges."""
         cls = self.grid_class
         grid = backend._grid.copy()
         changed = np.zeros(cls.dim_topo, dtype=bool)
@@ -443,7 +448,10 @@ class CandidateEvaluator:
         changed[ends], values[ends] = True, -1
         grid.update_topo(changed, values)
         start = grid.dc_pf(np.ones(len(backend.V), dtype=complex), backend.max_it, backend.tol)
-        return start.shape[0] == 0 or grid.ac_pf(start, backend.max_it, backend.tol).shape[0] == 0
+        if start.shape[0] == 0 or grid.ac_pf(start, backend.max_it, backend.tol).shape[0] == 0:
+            return None
+        amps = np.concatenate([grid.get_line_res1()[3], grid.get_trafo_res1()[3]])
+        return 1000.0 * np.abs(np.asarray(amps, dtype=float))
 
     def _sweep(self, grid: Any, algorithm: Any, row_actions: list[Any], cut: np.ndarray) -> Any:
         """A ScenarioSweep of ``grid`` with ``algorithm``, one row per topology action,
