@@ -45,3 +45,45 @@ def best_by_simulation(
     """
     evaluation = evaluate_candidates(obs, candidates, skip)
     return evaluation.best(), evaluation.max_rho, evaluation.outcome
+
+
+class Recovery:
+    """Put a split substation back to its reference topology (every element on busbar 1)
+    when a simulation says it is safe: the rule that lets l2rpn-baselines' ExpertAgent
+    finish every case14 week, for gridfactor's experts (``expert-recovery``,
+    ``expert-zone-recovery``).
+
+    Args:
+        action_space: the env's action space.
+        subs: (k,) substations the rule may put back (an expert's, or its zones').
+        safe_rho: a substation is put back only if the simulated max rho one step later
+            stays below this (keep it under the experts' danger threshold, or the next
+            step undoes it).
+    """
+
+    def __init__(self, action_space: Any, subs: Sequence[int], safe_rho: float) -> None:
+        from gridfactor.envs.topology import PlayableActions
+
+        cls = type(action_space)
+        self.safe_rho = float(safe_rho)
+        self.subs = np.asarray(sorted(int(s) for s in subs), dtype=int)
+        pos_sub = np.asarray(cls.grid_objects_types[:, 0], dtype=int)
+        self.positions = [np.flatnonzero(pos_sub == s) for s in self.subs]
+        self.actions = [
+            action_space({"set_bus": {"substations_id": [(int(s), np.ones(len(p), dtype=int))]}})
+            for s, p in zip(self.subs, self.positions, strict=True)
+        ]
+        self.playable = PlayableActions(action_space)
+
+    def action(self, obs: Any) -> Any | None:
+        """The safest put-back of a split substation (not cooling) whose simulated max rho
+        is below ``safe_rho``; None if there is none."""
+        topo = np.asarray(obs.topo_vect)
+        split = [k for k, p in enumerate(self.positions) if (topo[p] == 2).any()]
+        split = [k for k in split if not in_cooldown(obs, self.subs[k : k + 1])[0]]
+        if not split:
+            return None
+        candidates = [self.playable(self.actions[k], obs) for k in split]
+        evaluation = evaluate_candidates(obs, candidates)
+        best = evaluation.best()
+        return candidates[best] if evaluation.max_rho[best] < self.safe_rho else None

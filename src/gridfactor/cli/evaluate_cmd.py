@@ -24,9 +24,10 @@ def evaluate_cmd(
     agents: str = typer.Option(
         "do-nothing,reconnect,expert,random",
         "--agents",
-        help="Baselines, comma-separated: do-nothing,reconnect,expert,expert-zone,random, "
-        "expertop (l2rpn-baselines' ExpertAgent: pip install 'gridfactor[peers]'); "
-        "'' for none.",
+        help="Baselines, comma-separated: do-nothing,reconnect,expert,expert-zone,"
+        "expert-recovery,expert-zone-recovery (the experts also putting split substations "
+        "back when safe),random,expertop (l2rpn-baselines' ExpertAgent: pip install "
+        "'gridfactor[peers]'); '' for none.",
     ),
     env: str = typer.Option(
         None, "--env", help="Grid2Op env (default: the runs' env, else rte_case14_realistic)."
@@ -46,6 +47,12 @@ def evaluate_cmd(
         None, "--window", help="Held-out time window as fractions of a chronic, e.g. 0.75:1."
     ),
     danger: float = typer.Option(0.9, "--danger", help="Baselines' rho danger threshold."),
+    safe_rho: float = typer.Option(
+        0.8,
+        "--safe-rho",
+        help="The -recovery experts put a substation back only if the simulated max rho "
+        "stays below this.",
+    ),
     checkpoint: str = typer.Option(None, "--checkpoint", help="Checkpoint of the runs."),
     factorization: Path = typer.Option(
         None, "--factorization", help="Zones for expert-zone (default: a distributed run's)."
@@ -102,6 +109,7 @@ def evaluate_cmd(
         chronics=parse_chronics(chronics),
         window=parse_window(window),
         danger=danger,
+        safe_rho=safe_rho,
         seed=seed,
         checkpoint=checkpoint,
         factorization=str(factorization) if factorization else None,

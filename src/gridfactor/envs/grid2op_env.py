@@ -52,6 +52,8 @@ AGENT_ACTION_TYPES: dict[str, tuple[str, ...]] = {
     "reconnect": ("set_line_status",),
     "expert": ("set_bus", "set_line_status"),
     "expert-zone": ("set_bus", "set_line_status"),
+    "expert-recovery": ("set_bus", "set_line_status"),
+    "expert-zone-recovery": ("set_bus", "set_line_status"),
     "random": ("set_bus", "set_line_status"),
     "expertop": ("set_bus", "set_line_status"),  # l2rpn-baselines' ExpertAgent
     "trained": ("set_bus", "set_line_status"),  # cluster agents + the reconnection rule

@@ -16,6 +16,10 @@ Baselines (``--agents`` names):
   picks the zone (as for the learned agents) and only that zone's unitary topology actions,
   the reconnection and do-nothing are simulated. Against ``expert`` it measures what the
   factorization costs before any learning.
+- ``expert-recovery``, ``expert-zone-recovery``: the same experts, which also put a split
+  substation (their own, or their zones') back to its reference topology when safe: when
+  no line is to be reconnected and the simulated max rho of the put-back stays below
+  ``safe_rho`` (:class:`gridfactor.agents.expert.Recovery`).
 - ``random``: sanity floor in the same decision frame: when unsafe a uniformly random unitary
   topology action, when safe the reconnection rule.
 - ``expertop``: the public peer, l2rpn-baselines' ``ExpertAgent`` (expertop4grid; needs
@@ -28,12 +32,23 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from gridfactor.agents.expert import best_by_simulation, in_cooldown
+from gridfactor.agents.expert import Recovery, best_by_simulation, in_cooldown
 from gridfactor.errors import UserError
 
-BASELINES = ("do-nothing", "reconnect", "expert", "expert-zone", "random", "expertop")
+BASELINES = (
+    "do-nothing",
+    "reconnect",
+    "expert",
+    "expert-zone",
+    "expert-recovery",
+    "expert-zone-recovery",
+    "random",
+    "expertop",
+)
 # baselines that need the zones of a factorization
-ZONE_BASELINES = ("expert-zone",)
+ZONE_BASELINES = ("expert-zone", "expert-zone-recovery")
+# the experts' default safe level for putting a substation back (below the danger 0.9)
+RECOVERY_SAFE_RHO = 0.8
 
 
 @runtime_checkable
@@ -112,17 +127,31 @@ class ReconnectAgent:
 
 
 class ExpertAgent(ReconnectAgent):
-    """Greedy one-step expert: lowest simulated max rho among all unitary topologies."""
+    """Greedy one-step expert: lowest simulated max rho among all unitary topologies;
+    with ``safe_rho``, it also puts split substations back when safe (:class:`Recovery`)."""
 
     name = "expert"
 
+    def __init__(self, danger: float = 0.9, safe_rho: float | None = None) -> None:
+        super().__init__(danger)
+        self.safe_rho = safe_rho
+        self.recovery: Recovery | None = None
+        if safe_rho is not None:
+            self.name = "expert-recovery"
+
     def prepare(self, env: Any) -> None:
         unitary_topology_actions(env)
+        if self.safe_rho is not None and self.recovery is None:
+            subs = np.unique(unitary_topology_subs(env))
+            self.recovery = Recovery(env.action_space, subs, self.safe_rho)
 
     def act(self, obs: Any, env: Any) -> Any:
         do_nothing = env.action_space({})
         reco = self.rules.reconnect_action(obs, env.action_space)
         if not self.rules.is_unsafe(obs):
+            if reco is None and self.safe_rho is not None:
+                self.prepare(env)
+                reco = self.recovery.action(obs)
             return reco if reco is not None else do_nothing
         playable = playable_actions(env)
         candidates = [do_nothing, *(playable(a, obs) for a in unitary_topology_actions(env))]
@@ -140,10 +169,16 @@ class ZoneExpertAgent:
 
     name = "expert-zone"
 
-    def __init__(self, factorization: Any, danger: float = 0.9) -> None:
+    def __init__(
+        self, factorization: Any, danger: float = 0.9, safe_rho: float | None = None
+    ) -> None:
         self.factorization = factorization
         self.danger = danger
+        self.safe_rho = safe_rho
         self._frame: Any = None
+        self.recovery: Recovery | None = None
+        if safe_rho is not None:
+            self.name = "expert-zone-recovery"
 
     def prepare(self, env: Any) -> Any:
         """The decision frame on ``env`` (built once per process and action space)."""
@@ -151,12 +186,18 @@ class ZoneExpertAgent:
 
         if self._frame is None or self._frame.action_space_id != id(env.action_space):
             self._frame = frame_for(self.factorization, env, "local", self.danger)
+            if self.safe_rho is not None:
+                subs = self._frame.candidate_subs
+                self.recovery = Recovery(env.action_space, subs, self.safe_rho)
         return self._frame
 
     def act(self, obs: Any, env: Any) -> Any:
         frame = self.prepare(env)
         if not frame.is_unsafe(obs):
-            return frame.safe_action(obs, env.action_space)
+            action = frame.rules.reconnect_action(obs, env.action_space)
+            if action is None and self.recovery is not None:
+                action = self.recovery.action(obs)
+            return env.action_space({}) if action is None else action
         aid, _ = frame.choose_agent(obs)
         candidates = frame.candidates(aid, obs)  # do nothing first
         skip = frame.in_cooldown(aid, obs)
@@ -212,19 +253,22 @@ def make_baseline(
     seed: int = 0,
     factorization: Any = None,
     env_name: str | None = None,
+    safe_rho: float = RECOVERY_SAFE_RHO,
 ) -> Agent:
     """A fresh baseline agent by name (``seed`` only matters for ``random``,
-    ``factorization`` for ``expert-zone``, ``env_name`` for ``expertop``: its grid)."""
+    ``factorization`` for the zone experts, ``env_name`` for ``expertop``: its grid,
+    ``safe_rho`` for the ``-recovery`` experts)."""
     if name == "expertop":
         from gridfactor.agents.external import expertop_agent
 
         return expertop_agent(env_name or "")
-    if name == "expert-zone":
+    if name in ZONE_BASELINES:
         if factorization is None:
-            raise UserError(
-                "expert-zone needs zones: pass --factorization FILE or a distributed --run"
-            )
-        return ZoneExpertAgent(factorization, danger)
+            raise UserError(f"{name} needs zones: pass --factorization FILE or a distributed --run")
+        recovery = safe_rho if name == "expert-zone-recovery" else None
+        return ZoneExpertAgent(factorization, danger, recovery)
+    if name == "expert-recovery":
+        return ExpertAgent(danger, safe_rho)
     if name == "do-nothing":
         return DoNothingAgent()
     if name == "reconnect":

@@ -35,7 +35,13 @@ import pandas as pd
 from gridfactor.agents.external import AgentError, Grid2opAgent
 from gridfactor.envs.grid2op_env import check_agents_support, reset_env
 from gridfactor.errors import UserError
-from gridfactor.evaluate.agents import BASELINES, ZONE_BASELINES, Agent, make_baseline
+from gridfactor.evaluate.agents import (
+    BASELINES,
+    RECOVERY_SAFE_RHO,
+    ZONE_BASELINES,
+    Agent,
+    make_baseline,
+)
 from gridfactor.evaluate.scenarios import (
     HeldOut,
     Scenario,
@@ -63,6 +69,7 @@ class EvalConfig:
     chronics / window: held-out split override; None = the runs' split, else the default
         (:func:`gridfactor.evaluate.scenarios.default_held_out`).
     danger: the baselines' rule threshold (trained agents use their own).
+    safe_rho: the ``-recovery`` experts' safe level for putting a substation back.
     checkpoint: checkpoint of the runs to load (None = their final/best one).
     factorization: zones for ``expert-zone`` (None: the first distributed run's).
     guards: guard sizes each trained run is evaluated with (0 = pure policy; k > 0 =
@@ -84,6 +91,7 @@ class EvalConfig:
     chronics: tuple[int, ...] | None = None
     window: tuple[float, float] | None = None
     danger: float = 0.9
+    safe_rho: float = RECOVERY_SAFE_RHO
     seed: int = 0
     checkpoint: str | None = None
     factorization: str | None = None
@@ -110,6 +118,7 @@ class AgentSpec:
     guard: int = 0
     factorization: dict[str, Any] | None = field(default=None, compare=False, hash=False)
     coordinator: str = "capa"
+    safe_rho: float = RECOVERY_SAFE_RHO
 
 
 @dataclass(frozen=True)
@@ -167,7 +176,12 @@ def _agent(spec: AgentSpec, scenario: Scenario, env_name: str) -> Agent:
 
         fact = None if spec.factorization is None else Factorization.from_dict(spec.factorization)
         return make_baseline(
-            spec.ref, danger=spec.danger, seed=scenario.seed, factorization=fact, env_name=env_name
+            spec.ref,
+            danger=spec.danger,
+            seed=scenario.seed,
+            factorization=fact,
+            env_name=env_name,
+            safe_rho=spec.safe_rho,
         )
     agent = _load_trained(spec.ref, spec.checkpoint, spec.guard, spec.coordinator)
     if hasattr(agent, "reset"):
@@ -369,6 +383,7 @@ def resolve(config: EvalConfig) -> tuple[str, list[AgentSpec], HeldOut, list[dic
                 name,
                 config.danger,
                 factorization=zones if name in ZONE_BASELINES else None,
+                safe_rho=config.safe_rho,
             )
         )
 
@@ -506,6 +521,8 @@ def evaluate(config: EvalConfig) -> Path:
         run_config["save_episodes"] = True
     if config.coordinators != ("capa",):
         run_config["coordinators"] = list(config.coordinators)
+    if any(name.endswith("-recovery") for name in config.agents):
+        run_config["safe_rho"] = config.safe_rho
     if config.submissions:
         run_config["submissions"] = [s.ref for s in specs if s.kind == "submission"]
     out = prepare_run_dir(config.out, run_config, resume=config.resume, overwrite=config.overwrite)
