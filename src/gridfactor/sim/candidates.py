@@ -390,47 +390,49 @@ class CandidateEvaluator:
                     reason[rows[k]] = _REFUSED
                     fallback.append(rows[k])
                 return
+            rows_now = np.asarray(rows)[pending]
             connected = base.line_status & ~cut[pending]
-            still = []
-            for j, k in enumerate(pending):
-                i = rows[k]
-                flows = amps[j]
-                solved = converged[j] and np.isfinite(flows).all()
-                if not solved and not iterations[j]:
-                    # the grid splits (the row is never solved): grid2op ends the episode
-                    outcomes[i], route[i] = GAME_OVER, BATCH
-                    continue
-                if protections:
-                    hard_trip = solved and ((flows > hard) & connected[j]).any()
-                    if not solved or hard_trip or iterations[j] >= SLOW_ITERATIONS:
-                        # Newton-Raphson from the base state's voltages failed, nearly
-                        # failed, or found flows beyond the hard limit: the backend starts
-                        # from a DC solution of the row's own topology; where it finds
-                        # another solution, or none, the batch cannot stand for it
-                        own = self._solve_from_dc(backend, topologies[k], buses[k], cut[k])
-                        if own is None:
-                            outcomes[i], route[i] = GAME_OVER, BATCH  # it diverges there too
-                            continue
-                        if not solved or np.abs(own - flows).max() > _SAME_FLOW_A:
-                            reason[i] = _DIVERGED if not solved else _OTHER_SOLUTION
-                            fallback.append(i)
-                            continue
-                elif not solved:
-                    reason[i] = _DIVERGED
-                    fallback.append(i)
-                    continue
-                trips = np.zeros(n_line, dtype=bool)
-                if protections:
-                    raised = (flows > soft) & connected[j] & ~increased[k]
-                    counter[k, raised] += 1
-                    increased[k] |= raised
-                    trips = ((flows > hard) | (counter[k] > max_counter)) & connected[j]
-                if not trips.any():
-                    rhos[i] = float(np.max(np.where(connected[j], flows / limits, 0.0)))
-                    outcomes[i], route[i] = FEASIBLE, BATCH
-                else:
-                    cut[k] |= trips
-                    still.append(k)
+            with np.errstate(invalid="ignore"):
+                solved = converged & np.isfinite(amps).all(axis=1)
+                beyond_hard = solved & ((amps > hard) & connected).any(axis=1)
+            # the grid splits (the row is never solved): grid2op ends the episode
+            split = ~solved & (iterations == 0)
+            keep = ~split
+            if protections:
+                # Newton-Raphson from the base state's voltages failed, nearly failed, or
+                # found flows beyond the hard limit: the backend starts from a DC solution
+                # of the row's own topology; where that finds another solution, or none,
+                # the batch cannot stand for the row
+                check = keep & (~solved | beyond_hard | (iterations >= SLOW_ITERATIONS))
+                for j in np.flatnonzero(check):
+                    k, i = pending[j], rows_now[j]
+                    own = self._solve_from_dc(backend, topologies[k], buses[k], cut[k])
+                    if own is None:
+                        split[j], keep[j] = True, False  # it diverges there too
+                    elif not solved[j] or np.abs(own - amps[j]).max() > _SAME_FLOW_A:
+                        reason[i] = _DIVERGED if not solved[j] else _OTHER_SOLUTION
+                        fallback.append(int(i))
+                        keep[j] = False
+            else:
+                for j in np.flatnonzero(keep & ~solved):
+                    reason[rows_now[j]] = _DIVERGED
+                    fallback.append(int(rows_now[j]))
+                    keep[j] = False
+            outcomes[rows_now[split]], route[rows_now[split]] = GAME_OVER, BATCH
+            kept = pending[keep]
+            flows, on = amps[keep], connected[keep]
+            trips = np.zeros_like(on)
+            if protections:
+                raised = (flows > soft) & on & ~increased[kept]
+                counter[kept] += raised
+                increased[kept] |= raised
+                trips = ((flows > hard) | (counter[kept] > max_counter)) & on
+            calm = ~trips.any(axis=1)
+            done = rows_now[keep][calm]
+            rhos[done] = np.max(np.where(on[calm], flows[calm] / limits, 0.0), axis=1)
+            outcomes[done], route[done] = FEASIBLE, BATCH
+            cut[kept[~calm]] |= trips[~calm]
+            still = kept[~calm]
             pending = np.asarray(still, dtype=int)
 
     def _solve_from_dc(
