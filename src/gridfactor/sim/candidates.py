@@ -15,9 +15,11 @@ What the batch cannot reproduce goes through ``obs.simulate``, candidate by cand
 is counted (``Evaluation.reason``): actions that are not pure ``set_bus`` (a line
 reconnection), a forecast state that does not solve, substations in cooldown, ends of
 lines that are out, loads or generators left on a busbar without a line, rows the batch
-refuses, and rows whose Newton-Raphson does not converge, or converges slowly, from the
-base state's voltages (the backend starts from a DC solution of the row's own topology:
-it may converge, or converge to another solution).
+refuses, and rows that the backend would solve differently: a row whose Newton-Raphson
+from the base state's voltages fails, is slow, or finds flows beyond the hard limit is
+solved again as the backend starts (from a DC solution of the row's own topology); it
+goes through ``obs.simulate`` if that converges where the batch did not, or to another
+solution (seen on case14), and is a game over if that diverges too.
 """
 
 from __future__ import annotations
@@ -398,25 +400,19 @@ class CandidateEvaluator:
             # the grid splits (the row is never solved): grid2op ends the episode
             split = ~solved & (iterations == 0)
             keep = ~split
-            if protections:
-                # Newton-Raphson from the base state's voltages failed, nearly failed, or
-                # found flows beyond the hard limit: the backend starts from a DC solution
-                # of the row's own topology; where that finds another solution, or none,
-                # the batch cannot stand for the row
-                check = keep & (~solved | beyond_hard | (iterations >= SLOW_ITERATIONS))
-                for j in np.flatnonzero(check):
-                    k, i = pending[j], rows_now[j]
-                    own = self._solve_from_dc(backend, topologies[k], buses[k], cut[k])
-                    if own is None:
-                        split[j], keep[j] = True, False  # it diverges there too
-                    elif not solved[j] or np.abs(own - amps[j]).max() > _SAME_FLOW_A:
-                        reason[i] = _DIVERGED if not solved[j] else _OTHER_SOLUTION
-                        fallback.append(int(i))
-                        keep[j] = False
-            else:
-                for j in np.flatnonzero(keep & ~solved):
-                    reason[rows_now[j]] = _DIVERGED
-                    fallback.append(int(rows_now[j]))
+            # Newton-Raphson from the base state's voltages failed, nearly failed, or found
+            # flows beyond the hard limit: the backend starts from a DC solution of the
+            # row's own topology; where that finds another solution, or none, the batch
+            # cannot stand for the row
+            check = keep & (~solved | beyond_hard | (iterations >= SLOW_ITERATIONS))
+            for j in np.flatnonzero(check):
+                k, i = pending[j], rows_now[j]
+                own = self._solve_from_dc(backend, topologies[k], buses[k], cut[k])
+                if own is None:
+                    split[j], keep[j] = True, False  # it diverges there too: a game over
+                elif not solved[j] or np.abs(own - amps[j]).max() > _SAME_FLOW_A:
+                    reason[i] = _DIVERGED if not solved[j] else _OTHER_SOLUTION
+                    fallback.append(int(i))
                     keep[j] = False
             outcomes[rows_now[split]], route[rows_now[split]] = GAME_OVER, BATCH
             kept = pending[keep]
@@ -455,13 +451,13 @@ class CandidateEvaluator:
         amps = np.concatenate([grid.get_line_res1()[3], grid.get_trafo_res1()[3]])
         return 1000.0 * np.abs(np.asarray(amps, dtype=float))
 
-    def _sweep(self, grid: Any, algorithm: Any, row_actions: list[Any], cut: np.ndarray) -> Any:
-        """A ScenarioSweep of ``grid`` with ``algorithm``, one row per topology action,
+    def _sweep(self, grid: Any, row_actions: list[Any], cut: np.ndarray) -> Any:
+        """A ScenarioSweep of ``grid`` with its own solver, one row per topology action,
         ``cut`` (rows, n_line) lines out in each row beyond its action."""
         from lightsim2grid.lightsim2grid_cpp import ScenarioSweepCPP
 
         sweep = ScenarioSweepCPP(grid)
-        sweep.change_algorithm(algorithm)
+        sweep.change_algorithm(grid.get_algo_type())
         sweep.nb_thread = self.nb_thread
         sweep.set_topo_actions(row_actions)
         if cut.any():
@@ -478,8 +474,8 @@ class CandidateEvaluator:
         splits): one ScenarioSweep on the backend's solved grid; ``cut`` (rows, n_line)
         lines out in each row beyond its action."""
         grid = backend._grid
-        try:  # the backend's own solver
-            sweep = self._sweep(grid, grid.get_algo_type(), row_actions, cut)
+        try:
+            sweep = self._sweep(grid, row_actions, cut)
             sweep.compute(backend.V, backend.max_it, backend.tol)
         except (RuntimeError, ValueError):
             return None, np.zeros(0, dtype=bool), np.zeros(0, dtype=int)
