@@ -16,7 +16,7 @@ is counted (``Evaluation.reason``): actions that are not pure ``set_bus`` (a lin
 reconnection), a forecast state that does not solve, substations in cooldown, ends of
 lines that are out, loads or generators left on a busbar without a line, rows the batch
 refuses, and rows that the backend would solve differently: a row whose Newton-Raphson
-from the base state's voltages fails, is slow, or finds flows beyond the hard limit is
+from the base state's voltages fails, is slow, or finds a line above rho 2 is
 solved again as the backend starts (from a DC solution of the row's own topology); it
 goes through ``obs.simulate`` if that converges where the batch did not, or to another
 solution (seen on case14), and is a game over if that diverges too.
@@ -61,14 +61,17 @@ FALLBACK_REASONS = {
     # grid2op's backend starts each power flow from a DC solution of its own topology
     10: "other solution",  # from the base state's voltages it converged to another
     # solution of the power-flow equations than the backend's DC start finds (seen on
-    # case14: rho 6.2 and 8.4, with lines beyond the hard limit, where obs.simulate finds
-    # 0.92 and 1.70)
+    # case14: rho 6.2 and 8.4 where obs.simulate finds 0.92 and 1.70)
 }
 _NOT_SET_BUS, _BASE_STATE, _NO_BACKEND, _COOLING, _OUT_LINE = 1, 2, 3, 4, 5
 _ISLAND, _SLACK, _REFUSED, _DIVERGED, _OTHER_SOLUTION = 6, 7, 8, 9, 10
 # Newton-Raphson iterations from the base state's voltages from which a row is solved again
 # from the backend's DC start. Rows converge in 3-5 (99% on case14 and the 36-bus grid).
 SLOW_ITERATIONS = 8
+# A row with a line above this rho (or beyond the hard limit, if lower) is solved again
+# from the backend's DC start: every spurious solution seen had one (case14: rho 6.2, 8.4
+# beyond its hard limit of 2; the 36-bus grid: rho ~27, under its hard limit of 200).
+SUSPECT_RHO = 2.0
 # Two solutions of a row whose line currents all agree within this (A) are the same one.
 _SAME_FLOW_A = 1e-3
 
@@ -376,6 +379,7 @@ class CandidateEvaluator:
         n_line = len(limits)
         protections = not obs_env._no_overflow_disconnection
         hard = obs_env._hard_overflow_threshold * limits
+        suspect = np.minimum(hard, SUSPECT_RHO * limits)
         soft = obs_env._parameters.SOFT_OVERFLOW_THRESHOLD * limits
         max_counter = np.asarray(obs_env._nb_ts_max_protection_counter)
         n = len(rows)
@@ -396,15 +400,15 @@ class CandidateEvaluator:
             connected = base.line_status & ~cut[pending]
             with np.errstate(invalid="ignore"):
                 solved = converged & np.isfinite(amps).all(axis=1)
-                beyond_hard = solved & ((amps > hard) & connected).any(axis=1)
+                implausible = solved & ((amps > suspect) & connected).any(axis=1)
             # the grid splits (the row is never solved): grid2op ends the episode
             split = ~solved & (iterations == 0)
             keep = ~split
             # Newton-Raphson from the base state's voltages failed, nearly failed, or found
-            # flows beyond the hard limit: the backend starts from a DC solution of the
-            # row's own topology; where that finds another solution, or none, the batch
-            # cannot stand for the row
-            check = keep & (~solved | beyond_hard | (iterations >= SLOW_ITERATIONS))
+            # flows beyond SUSPECT_RHO (or the hard limit): the backend starts from a DC
+            # solution of the row's own topology; where that finds another solution, or
+            # none, the batch cannot stand for the row
+            check = keep & (~solved | implausible | (iterations >= SLOW_ITERATIONS))
             for j in np.flatnonzero(check):
                 k, i = pending[j], rows_now[j]
                 own = self._solve_from_dc(backend, topologies[k], buses[k], cut[k])
