@@ -19,7 +19,8 @@ refuses, and rows that the backend would solve differently: a row whose Newton-R
 from the base state's voltages fails, is slow, or finds a line above rho 2 is
 solved again as the backend starts (from a DC solution of the row's own topology); it
 goes through ``obs.simulate`` if that converges where the batch did not, or to another
-solution (seen on case14), and is a game over if that diverges too.
+solution (seen on case14), and is a game over if that diverges too; so does a cascade row
+that the batch skips because its cut lines strand a bus, when the backend solves it.
 """
 
 from __future__ import annotations
@@ -62,9 +63,11 @@ FALLBACK_REASONS = {
     10: "other solution",  # from the base state's voltages it converged to another
     # solution of the power-flow equations than the backend's DC start finds (seen on
     # case14: rho 6.2 and 8.4 where obs.simulate finds 0.92 and 1.70)
+    11: "stranded",  # lines cut by its cascade strand a bus: the batch skips the row, the
+    # backend solves the rest of the grid
 }
 _NOT_SET_BUS, _BASE_STATE, _NO_BACKEND, _COOLING, _OUT_LINE = 1, 2, 3, 4, 5
-_ISLAND, _SLACK, _REFUSED, _DIVERGED, _OTHER_SOLUTION = 6, 7, 8, 9, 10
+_ISLAND, _SLACK, _REFUSED, _DIVERGED, _OTHER_SOLUTION, _STRANDED = 6, 7, 8, 9, 10, 11
 # Newton-Raphson iterations from the base state's voltages from which a row is solved again
 # from the backend's DC start. Rows converge in 3-5 (99% on case14 and the 36-bus grid).
 SLOW_ITERATIONS = 8
@@ -418,6 +421,15 @@ class CandidateEvaluator:
                     reason[i] = _DIVERGED if not solved[j] else _OTHER_SOLUTION
                     fallback.append(int(i))
                     keep[j] = False
+            # the batch skips a cascade row whose cut lines strand a bus, even an empty one;
+            # the backend solves the rest of the grid: only a row it cannot solve is a game
+            # over (36-bus grid: rho 6.8 after a cascade, where the batch said split)
+            for j in np.flatnonzero(split & cut[pending].any(axis=1)):
+                k, i = pending[j], rows_now[j]
+                if self._solve_from_dc(backend, topologies[k], buses[k], cut[k]) is not None:
+                    reason[i] = _STRANDED
+                    fallback.append(int(i))
+                    split[j] = False
             outcomes[rows_now[split]], route[rows_now[split]] = GAME_OVER, BATCH
             kept = pending[keep]
             flows, on = amps[keep], connected[keep]
