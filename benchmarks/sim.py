@@ -2,7 +2,7 @@
 
     python benchmarks/sim.py --env rte_case14_realistic --states 500
     python benchmarks/sim.py --env l2rpn_neurips_2020_track1 --states 500
-    python benchmarks/sim.py --env l2rpn_idf_2023 --states 100
+    python benchmarks/sim.py --env l2rpn_idf_2023 --states 20
 
 States: unsafe states (max rho >= --min-rho, the experts' trigger) of episodes played like
 the demonstrations (mostly do nothing, --explore random unitary topologies, seeded).
