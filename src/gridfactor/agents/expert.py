@@ -40,8 +40,8 @@ def best_by_simulation(
     """(index of the best candidate, (n,) simulated max rho, (n,) int8 outcomes).
 
     ``skip``: (n,) bool, candidates known to be refused (substation in cooldown): not
-    simulated, max rho inf, outcome COOLDOWN. Strict "<" keeps the earliest of equal
-    candidates: put do nothing first.
+    simulated, max rho inf, outcome COOLDOWN. The earliest of candidates within
+    :data:`gridfactor.sim.candidates.RHO_TIE` of the lowest wins: put do nothing first.
     """
     evaluation = evaluate_candidates(obs, candidates, skip)
     return evaluation.best(), evaluation.max_rho, evaluation.outcome
@@ -79,8 +79,8 @@ class Recovery:
         """The safest put-back of a split substation (not cooling) whose simulated max rho
         is below ``safe_rho``; None if there is none."""
         topo = np.asarray(obs.topo_vect)
-        split = [k for k, p in enumerate(self.positions) if (topo[p] == 2).any()]
-        split = [k for k in split if not in_cooldown(obs, self.subs[k : k + 1])[0]]
+        cooling = in_cooldown(obs, self.subs)
+        split = [k for k, p in enumerate(self.positions) if (topo[p] == 2).any() and not cooling[k]]
         if not split:
             return None
         candidates = [self.playable(self.actions[k], obs) for k in split]
