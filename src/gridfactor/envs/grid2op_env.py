@@ -194,7 +194,27 @@ def reset_env(env: Any, *, seed: int, options: dict[str, Any] | None) -> Any:
     ended in a game over ("environment is not initialized"), which killed training.
     Seeding the env and resetting the opponent first fixes it (a no-op for envs without an
     opponent; grid2op has no public call for it).
+
+    A start where the grid is already lost (grid2op's reset ends in a game over, e.g. step
+    428 of l2rpn_idf_2023's second test chronic with seed 428: an opponent attack at the
+    first step) moves one step forward with the next seed, up to :data:`MAX_START_SHIFT`
+    times, so every (seed, start) maps to the same playable episode.
     """
-    env.seed(seed)
-    env._oppSpace.reset()
-    return env.reset(seed=seed, options=options)
+    from grid2op.Exceptions import Grid2OpException
+
+    shifted = dict(options or {})
+    for shift in range(MAX_START_SHIFT + 1):
+        env.seed(seed + shift)
+        env._oppSpace.reset()
+        try:
+            return env.reset(seed=seed + shift, options=shifted or None)
+        except Grid2OpException:
+            shifted["init ts"] = int(shifted.get("init ts", 0)) + 1
+    raise UserError(
+        f"every start from {options} to {MAX_START_SHIFT} steps later ends in a game over on "
+        f"{env.env_name}; pick other chronics or starts"
+    )
+
+
+# A day of 5-minute steps: how far a lost start may move forward (see reset_env).
+MAX_START_SHIFT = 288
