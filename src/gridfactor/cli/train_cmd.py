@@ -19,10 +19,11 @@ def train_command(
         "--centralized",
         help="One agent: over the --factorization's substations if given, else all.",
     ),
-    demonstrations: Path = typer.Option(
+    demonstrations: list[Path] = typer.Option(
         None,
         "--demonstrations",
-        help="`gridfactor demonstrate` run: reduce the action sets, clone the expert, then PPO.",
+        help="`gridfactor demonstrate` run: reduce the action sets, clone the expert, then "
+        "PPO. Repeat it to learn from several (a DAgger round: add the run of --policy).",
     ),
     coverage: float = typer.Option(
         0.95, "--coverage", help="Action sets: keep the expert's choices covering this share."
@@ -66,7 +67,7 @@ def train_command(
         factorization_path=str(factorization) if factorization else None,
         centralized=centralized,
         timesteps=timesteps,
-        demonstrations=str(demonstrations) if demonstrations else None,
+        demonstrations=tuple(str(d) for d in demonstrations or ()),
         coverage=coverage,
         full_action_set=full_action_set,
         imitation_epochs=imitation_epochs,
@@ -106,6 +107,17 @@ def demonstrate_command(
     validation_fraction: float = typer.Option(
         0.2, "--validation-fraction", help="Held-out share (never played; as in train)."
     ),
+    label_zones: str = typer.Option(
+        "all",
+        "--label-zones",
+        help="all: every zone's best action at every decision; capa: the deciding zone's.",
+    ),
+    policy: Path = typer.Option(
+        None,
+        "--policy",
+        help="A `gridfactor train` run of these zones plays (its pure policy) and the expert "
+        "labels the states it visits: a DAgger round.",
+    ),
     out: Path = typer.Option(Path("runs/demonstrate"), "--out", help="Run directory."),
     seed: int = SEED,
     workers: int = WORKERS,
@@ -131,6 +143,8 @@ def demonstrate_command(
         explore=explore,
         validation_fraction=validation_fraction,
         seed=seed,
+        label_zones=label_zones,
+        policy=str(policy) if policy else None,
     ).validate()
     run_dir = demonstrate(
         config,
@@ -141,11 +155,18 @@ def demonstrate_command(
     )
     info = json.loads((run_dir / "demonstrations.json").read_text())
     per_agent = ", ".join(f"{k} {v}" for k, v in info["decisions_per_agent"].items())
+    labels = ", ".join(f"{k} {v}" for k, v in info["labels_per_agent"].items())
     typer.echo(
-        f"{info['n_decisions']} expert decisions in {info['n_episodes']} episodes ({per_agent}); "
+        f"{info['n_decisions']} decisions in {info['n_episodes']} episodes ({per_agent}); "
         f"the expert acts in {100 * info['expert_acts_share']:.0f}% of them with "
         f"{info['distinct_labels']} distinct actions, {info['mean_expert_ms']:.0f} ms per decision"
+        f"; labels per zone: {labels}"
     )
+    if policy:
+        typer.echo(
+            f"the policy played the expert's action in {100 * info['agreement_with_expert']:.0f}%"
+            f" of the decisions and acted in {100 * info['played_acts_share']:.0f}%"
+        )
     shares = info["candidate_outcomes"]["all"]
     typer.echo(
         "the expert's candidates: "

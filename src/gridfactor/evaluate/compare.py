@@ -326,7 +326,7 @@ def _train(
             factorization_path=str(fact),
             centralized=variant == "centralized",
             obs_mode="local" if variant == "distributed-local" else "global",
-            demonstrations=str(demos),
+            demonstrations=(str(demos),),
             timesteps=budget.timesteps,
             seed=config.seed,
             episode_steps=budget.train_episode_steps,

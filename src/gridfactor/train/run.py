@@ -54,8 +54,9 @@ class TrainConfig:
     factorization_path: str | None = None
     centralized: bool = False
     timesteps: int = 5000
-    # imitation (``demonstrations``: a `gridfactor demonstrate` run directory)
-    demonstrations: str | None = None
+    # imitation (``demonstrations``: `gridfactor demonstrate` run directories, learned from
+    # together, e.g. the expert's and a DAgger round's)
+    demonstrations: tuple[str, ...] = ()
     coverage: float = 0.95
     full_action_set: bool = False
     imitation_epochs: int = 60
@@ -87,6 +88,7 @@ class TrainConfig:
         for key in ("out", "resume", "overwrite", "ray_address", "num_env_runners"):
             data.pop(key)
         data["hidden"] = list(self.hidden)
+        data["demonstrations"] = list(self.demonstrations)
         data["kind"] = "centralized" if self.centralized else "distributed"
         return data
 
@@ -417,47 +419,52 @@ def _imitation_inputs(
 ) -> tuple[Any, dict[str, list[list[int]]]]:
     """Load and check the demonstrations; reduce (or keep) the action sets, save them."""
     from gridfactor.agents.cluster import build_agents
-    from gridfactor.collect.demonstrations import load_demonstrations
+    from gridfactor.collect.demonstrations import combine_demonstrations, load_demonstrations
     from gridfactor.envs.grid2op_env import env_data_dir
     from gridfactor.train.imitation import reduce_action_sets
     from gridfactor.train.policy import ACTION_SETS_FILE
 
-    demos = load_demonstrations(config.demonstrations)
-    if env_data_dir(demos.settings["env_name"]) != env_data_dir(config.env_name):
-        raise UserError(
-            f"the demonstrations were recorded on {demos.settings['env_name']} but --env is "
-            f"{config.env_name}; record demonstrations of {config.env_name}"
-        )
-    if demos.sidecar["split"] != split:
-        raise UserError(
-            "the demonstrations were recorded with another train/validation split "
-            f"({demos.sidecar['split']['validation']} held out); use the same "
-            "--validation-fraction in demonstrate and train"
-        )
-    demo_fact = Factorization.from_dict(demos.settings["factorization"])
-    if not config.centralized and not _same_clusters(demo_fact, fact):
-        raise UserError(
-            f"the demonstrations of {config.demonstrations} were recorded with other zones than "
-            f"{config.factorization_path}; pass the factorization they were recorded with"
-        )
+    loaded = []
+    for path in config.demonstrations:
+        demos = load_demonstrations(path)
+        if env_data_dir(demos.settings["env_name"]) != env_data_dir(config.env_name):
+            raise UserError(
+                f"the demonstrations of {path} were recorded on {demos.settings['env_name']} "
+                f"but --env is {config.env_name}; record demonstrations of {config.env_name}"
+            )
+        if demos.sidecar["split"] != split:
+            raise UserError(
+                f"the demonstrations of {path} were recorded with another train/validation "
+                f"split ({demos.sidecar['split']['validation']} held out); use the same "
+                "--validation-fraction in demonstrate and train"
+            )
+        demo_fact = Factorization.from_dict(demos.settings["factorization"])
+        if not config.centralized and not _same_clusters(demo_fact, fact):
+            raise UserError(
+                f"the demonstrations of {path} were recorded with other zones than "
+                f"{config.factorization_path}; pass the factorization they were recorded with"
+            )
+        loaded.append(demos)
+    demos = combine_demonstrations(loaded)
     agents = build_agents(fact, g2env)
     if config.full_action_set:
         sets = {a.agent_id: list(a.action_keys) for a in agents}
     else:
-        # the centralized agent learns from every decision; a zone agent from its own
-        frame = demos.frame
+        # the centralized agent learns from every decision; a zone agent from its zone's
+        # labels (every unsafe state when every zone was labelled)
+        decisions = demos.frame[demos.frame["decider"]]
         sets = reduce_action_sets(
-            frame,
+            demos.frame,
             agents,
             coverage=config.coverage,
-            rows_of=(lambda agent: frame) if config.centralized else None,
+            rows_of=(lambda agent: decisions) if config.centralized else None,
         )
     write_json(
         run_dir / ACTION_SETS_FILE,
         {
             "coverage": None if config.full_action_set else config.coverage,
             "full_action_set": config.full_action_set,
-            "demonstrations": str(config.demonstrations),
+            "demonstrations": list(config.demonstrations),
             "agents": {aid: [list(k) for k in keys] for aid, keys in sets.items()},
             "n_actions_full": {a.agent_id: a.n_actions for a in agents},
         },
@@ -480,7 +487,7 @@ def _imitate(
     def fit(learner: Any) -> list[dict[str, Any]]:
         reports = []
         for aid in agents:
-            rows = frame if config.centralized else frame[frame["agent"] == aid]
+            rows = frame[frame["decider"]] if config.centralized else frame[frame["agent"] == aid]
             report = clone_expert(
                 learner.module[aid],
                 rows,
