@@ -155,6 +155,16 @@ def test_demonstrate_command_records_the_zone_expert_on_training_chronics(tmp_pa
     run_cli(*args, "--out", str(out), timeout=900)
     frame = pd.read_parquet(out / "demonstrations.parquet")
     assert len(frame) > 0 and set(frame["chronic"]) == {0}
+    # every zone labelled at every decision, exactly one of them deciding
+    per_decision = frame.groupby(["episode", "decision"])
+    zones = frame["agent"].nunique()
+    assert (
+        zones > 1
+        and (per_decision["agent"].nunique() == zones).all()
+        and (per_decision["decider"].sum() == 1).all()
+    )
+    others = frame[~frame["decider"]]
+    assert (others["played_sub"] == -1).all() and (others["label_sub"] >= 0).any()
     for rhos, outcomes in zip(frame["sim_max_rho"], frame["sim_outcome"], strict=True):
         assert np.array_equal(np.isinf(rhos), outcomes != 0)  # inf exactly when infeasible
     shares = json.loads((out / "demonstrations.json").read_text())["candidate_outcomes"]
@@ -173,6 +183,56 @@ def test_demonstrate_command_records_the_zone_expert_on_training_chronics(tmp_pa
     again = run_cli(*args, "--out", str(out), timeout=900)
     assert "[demonstrate]" in again.stderr
     assert pickle.loads(part.read_bytes())["demonstration_version"] == DEMONSTRATION_VERSION
+
+
+def test_dagger_round_the_policy_plays_and_the_expert_labels(trained_run, tmp_path):
+    """`demonstrate --policy RUN`: the run's greedy policy plays every decision (the played
+    action is its most likely one on the recorded observation, or do nothing when that one
+    is cooling), the expert labels; `train` then learns from both demonstration runs."""
+    from gridfactor.train.policy import load_trained_agent
+
+    fact = trained_run / "factorization.json"
+    args = ["demonstrate", "--factorization", str(fact), "--env", ENV14, "--episodes", "2"]
+    args += ["--episode-steps", "60", "--workers", "1"]
+    run_cli(*args, "--out", str(tmp_path / "expert"), timeout=900)
+    run_cli(*args, "--policy", str(trained_run), "--out", str(tmp_path / "dagger"), timeout=900)
+    frame = pd.read_parquet(tmp_path / "dagger" / "demonstrations.parquet")
+    decisions = frame[frame["decider"]]
+    policy = load_trained_agent(trained_run)
+    env = make_env(ENV14)
+    frame_of_policy = policy.bind(env)  # case14 has no substation cooldown: it never waits
+    for row in decisions.itertuples():
+        best = int(np.argmax(policy.logits(row.agent, row.obs_local)))
+        expected = frame_of_policy.by_id[row.agent].action_keys[best]
+        assert (row.played_sub, row.played_index) == tuple(expected)
+    env.close()
+    # the policy, not the expert: it disagrees with the labels somewhere
+    disagree = (decisions["played_sub"] != decisions["label_sub"]) | (
+        decisions["played_index"] != decisions["label_index"]
+    )
+    assert disagree.any() and len(decisions) > 5
+    proc = run_cli(
+        *args, "--policy", str(tmp_path / "expert"), "--out", str(tmp_path / "x"), check=False
+    )
+    assert_user_error(proc, "is not a training run")
+    run = tmp_path / "run"
+    run_cli(
+        *("train", "--factorization", str(fact), "--env", ENV14, "--timesteps", "0"),
+        *(
+            "--demonstrations",
+            str(tmp_path / "expert"),
+            "--demonstrations",
+            str(tmp_path / "dagger"),
+        ),
+        *("--imitation-epochs", "2", "--out", str(run)),
+        timeout=900,
+    )
+    imitation = json.loads((run / "imitation.json").read_text())
+    trained = sum(r["n_train"] + r["n_held_out"] + r["dropped"] for r in imitation["agents"])
+    both = sum(
+        len(pd.read_parquet(tmp_path / d / "demonstrations.parquet")) for d in ("expert", "dagger")
+    )
+    assert trained == both
 
 
 # Fresh interpreter: the submission folder alone (the run directory is moved away), played

@@ -214,7 +214,7 @@ def test_compare_smoke_end_to_end(tmp_path: Path) -> None:
         json.loads((out / v / "config.json").read_text())
         for v in ("distributed-local", "distributed-global", "centralized")
     ]
-    assert len({(c["timesteps"], c["seed"], c["demonstrations"]) for c in configs}) == 1
+    assert len({(c["timesteps"], c["seed"], tuple(c["demonstrations"])) for c in configs}) == 1
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stderr[-3000:]
     assert again.stdout.count("skipped") == 6
