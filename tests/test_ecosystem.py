@@ -235,6 +235,67 @@ def test_dagger_round_the_policy_plays_and_the_expert_labels(trained_run, tmp_pa
     assert trained == both
 
 
+def kl_divergence(p_logits: np.ndarray, q_logits: np.ndarray) -> float:
+    p = np.exp(p_logits - p_logits.max()) / np.exp(p_logits - p_logits.max()).sum()
+    q = np.exp(q_logits - q_logits.max()) / np.exp(q_logits - q_logits.max()).sum()
+    return float((p * (np.log(p) - np.log(q))).sum())
+
+
+def test_ppo_anchored_to_the_imitation_stays_near_it(tmp_path):
+    """`train --anchor`: with a strong KL anchor to the cloned policies, PPO at a high
+    learning rate stays near the clone on the demonstrated states; without it the same PPO
+    moves at least 10 times as far (the anchor is what holds it)."""
+    from gridfactor.train.policy import load_trained_agent
+    from tests.test_agents import case14_factorization
+
+    env = make_env(ENV14)
+    case14_factorization(env).save(tmp_path / "factorization.json")
+    env.close()
+    fact = ["--factorization", str(tmp_path / "factorization.json"), "--env", ENV14]
+    demos = tmp_path / "demos"
+    run_cli(
+        "demonstrate",
+        *fact,
+        "--episodes",
+        "4",
+        "--episode-steps",
+        "100",
+        "--workers",
+        "1",
+        "--out",
+        str(demos),
+        timeout=900,
+    )
+    frame = pd.read_parquet(demos / "demonstrations.parquet")
+    drift = {}  # mean KL(clone || tuned policy) over the demonstrated states
+    for anchor in ("0", "50"):
+        run = tmp_path / f"anchor{anchor}"
+        run_cli(
+            "train",
+            *fact,
+            "--demonstrations",
+            str(demos),
+            "--timesteps",
+            "600",
+            *("--train-batch-size", "200", "--minibatch-size", "50", "--num-epochs", "4"),
+            *("--lr", "3e-3", "--imitation-epochs", "20", "--anchor", anchor, "--out", str(run)),
+            timeout=900,
+        )
+        clone, tuned = load_trained_agent(run, "imitation"), load_trained_agent(run)
+        drift[anchor] = np.mean(
+            [
+                kl_divergence(
+                    clone.logits(r.agent, r.obs_local), tuned.logits(r.agent, r.obs_local)
+                )
+                for r in frame.itertuples()
+            ]
+        )
+        kl = pd.read_csv(run / "metrics.csv").filter(like="anchor_kl/")
+        assert kl.notna().to_numpy().all() == (anchor != "0")  # logged when anchored
+    print(drift)
+    assert drift["50"] * 10 < drift["0"], drift
+
+
 # Fresh interpreter: the submission folder alone (the run directory is moved away), played
 # by grid2op's Runner on gridfactor's scenarios (chronic, start step, length, seed).
 RUNNER_SCRIPT = """

@@ -32,6 +32,12 @@ def train_command(
         False, "--full-action-set", help="With --demonstrations: keep every unitary action."
     ),
     imitation_epochs: int = typer.Option(60, "--imitation-epochs", help="Cloning epochs."),
+    anchor: float = typer.Option(
+        0.0,
+        "--anchor",
+        help="With --demonstrations: add ANCHOR x KL(imitation || policy) to PPO's loss, "
+        "so fine-tuning stays near the clone (0 = plain PPO).",
+    ),
     env: str = typer.Option("rte_case14_realistic", "--env", help="Grid2Op env name or path."),
     timesteps: int = typer.Option(
         5000,
@@ -71,6 +77,7 @@ def train_command(
         coverage=coverage,
         full_action_set=full_action_set,
         imitation_epochs=imitation_epochs,
+        anchor=anchor,
         seed=seed,
         obs_mode=obs,
         danger=danger,

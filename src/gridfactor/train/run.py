@@ -73,6 +73,8 @@ class TrainConfig:
     lr: float = 3e-4
     gamma: float = 0.95
     hidden: tuple[int, ...] = (128, 128)
+    # KL(imitation || policy) coefficient added to PPO's loss (gridfactor.train.anchor)
+    anchor: float = 0.0
     # execution
     num_env_runners: int = 0
     ray_address: str | None = None
@@ -118,6 +120,10 @@ class TrainConfig:
             raise UserError("--checkpoint-every must be > 0")
         if self.minibatch_size > self.train_batch_size:
             raise UserError("--minibatch-size must be <= --train-batch-size")
+        if self.anchor < 0.0:
+            raise UserError(f"--anchor must be >= 0 (got {self.anchor}); e.g. 1.0")
+        if self.anchor > 0.0 and not self.demonstrations:
+            raise UserError("--anchor needs --demonstrations: it anchors PPO to the imitation")
 
 
 def count_chronics(env: Any) -> int:
@@ -155,6 +161,7 @@ def build_algo_config(cfg: TrainConfig, env_config: dict[str, Any], spaces: dict
 
     from gridfactor.envs.decision import DecisionEnv
     from gridfactor.progress import quiet_libraries
+    from gridfactor.train.anchor import ANCHOR_COEFF, AnchoredPPOLearner
     from gridfactor.train.callbacks import DecisionMetricsCallback
 
     quiet_libraries()  # importing ray resets its loggers' levels
@@ -169,7 +176,11 @@ def build_algo_config(cfg: TrainConfig, env_config: dict[str, Any], spaces: dict
             num_envs_per_env_runner=1,
             rollout_fragment_length="auto",
         )
-        .learners(num_learners=0)
+        .learners(
+            num_learners=0,
+            learner_class=AnchoredPPOLearner,
+            learner_config_dict={ANCHOR_COEFF: cfg.anchor},
+        )
         .training(
             train_batch_size_per_learner=cfg.train_batch_size,
             minibatch_size=cfg.minibatch_size,
@@ -305,6 +316,7 @@ def metrics_row(
         row[f"decisions/{aid}"] = float(_get(runners, "num_agent_steps_sampled", aid, default=0.0))
         row[f"policy_loss/{aid}"] = float(_get(learners, aid, "policy_loss", default=np.nan))
         row[f"entropy/{aid}"] = float(_get(learners, aid, "entropy", default=np.nan))
+        row[f"anchor_kl/{aid}"] = float(_get(learners, aid, "anchor_kl", default=np.nan))
     return row
 
 
@@ -401,6 +413,8 @@ def train(config: TrainConfig) -> Path:
         if demos is not None and latest_checkpoint(run_dir) is None:
             with timed("imitation " + ("centralized" if config.centralized else "distributed")):
                 _imitate(config, algo, probe, demos, run_dir, agents)
+        if config.anchor > 0.0:
+            _set_anchors(algo, run_dir / CHECKPOINTS / IMITATION, agents)
         return _train_loop(config, run_dir, algo, agents, fact, pd)
     finally:
         algo.stop()
@@ -524,6 +538,20 @@ def _imitate(
     # not the resume point: a run interrupted before its first PPO checkpoint re-clones
     # (seeded, seconds) rather than restoring weights it already holds
     _save_checkpoint(algo, run_dir, IMITATION, {**state, "time_s": 0.0}, latest=False)
+
+
+def _set_anchors(algo: Any, imitation: Path, agents: list[str]) -> None:
+    """Freeze the imitation policies as the PPO anchors (also on resume)."""
+    from gridfactor.train.policy import RL_MODULE_DIR
+
+    module_dir = str((imitation / RL_MODULE_DIR).resolve())
+    (loaded,) = algo.learner_group.foreach_learner(lambda learner: learner.set_anchors(module_dir))
+    loaded = loaded.get() if hasattr(loaded, "get") else loaded
+    if sorted(loaded) != sorted(agents):
+        raise UserError(
+            f"{imitation} holds no imitation policy for {sorted(set(agents) - set(loaded))}; "
+            "train with --demonstrations from the start to anchor PPO"
+        )
 
 
 def _train_loop(
