@@ -156,6 +156,12 @@ def compare_cmd(
     eval_episodes: int = typer.Option(
         None, "--eval-episodes", help="Override the preset's number of evaluation episodes."
     ),
+    dagger_rounds: int = typer.Option(
+        None, "--dagger-rounds", help="Override the preset's DAgger rounds."
+    ),
+    anchor: float = typer.Option(
+        None, "--anchor", help="Override the preset's KL anchor of PPO to the imitation."
+    ),
     factorization: Path = typer.Option(
         None,
         "--factorization",
@@ -184,6 +190,8 @@ def compare_cmd(
             ("timesteps", timesteps),
             ("eval_episodes", eval_episodes),
             ("demo_episodes", demo_episodes),
+            ("dagger_rounds", dagger_rounds),
+            ("anchor", anchor),
         )
         if value is not None
     }

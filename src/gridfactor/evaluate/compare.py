@@ -62,6 +62,10 @@ class Preset:
     eval_*: held-out evaluation episodes and their length (grid2op steps; clipped to the
         held-out window, e.g. the whole 3-day chronic of l2rpn_neurips_2020_track1); guards:
         guard sizes the variants are also evaluated with (0 = pure policy, always included).
+    dagger_rounds: DAgger rounds before the variants train: the distributed-local clone of
+        the demonstrations so far plays ``demo_episodes`` more episodes and the expert
+        labels them; every variant then learns from all of them.
+    anchor: KL anchor of PPO to the imitation policies (``gridfactor train --anchor``).
     variants: which of :data:`VARIANTS` to train.
     peers: public peers evaluated beside the baselines (``expertop``), where they support
         the grid and are installed (``pip install gridfactor[peers]``); skipped otherwise.
@@ -82,6 +86,8 @@ class Preset:
     eval_episodes: int
     eval_steps: int
     guards: tuple[int, ...] = (0,)
+    dagger_rounds: int = 0
+    anchor: float = 0.0
     variants: tuple[str, ...] = VARIANTS
     peers: tuple[str, ...] = ()
 
@@ -218,10 +224,26 @@ def compare(config: CompareConfig) -> Path:
         stage("factorize", lambda: given_zones.save(out / "factorize" / "factorization.json"))
     fact_path = out / "factorize" / "factorization.json"
     stage("demonstrate", lambda: _demonstrate(config, budget, out / "demonstrate", fact_path))
+    demos = [out / "demonstrate"]
+    for r in range(1, budget.dagger_rounds + 1):
+        learner, seen = out / f"dagger{r}-policy", tuple(demos)
+        stage(
+            learner.name,
+            lambda d=learner, s=seen: _train(
+                config, replace(budget, timesteps=0), d, "distributed-local", fact_path, s
+            ),
+        )
+        stage(
+            f"dagger{r}",
+            lambda r=r, p=learner: _demonstrate(
+                config, budget, out / f"dagger{r}", fact_path, policy=p, round_=r
+            ),
+        )
+        demos.append(out / f"dagger{r}")
     for variant in budget.variants:
         stage(
             variant,
-            lambda v=variant: _train(config, budget, out / v, v, fact_path, out / "demonstrate"),
+            lambda v=variant: _train(config, budget, out / v, v, fact_path, tuple(demos)),
         )
     eval_config = EvalConfig(
         env_name=config.env_name,
@@ -296,7 +318,17 @@ def _factorize(config: CompareConfig, budget: Preset, out: Path) -> None:
     factorize_grid(fconfig, out, parallel=config.parallel, resume=True, progress=config.progress)
 
 
-def _demonstrate(config: CompareConfig, budget: Preset, out: Path, fact: Path) -> None:
+def _demonstrate(
+    config: CompareConfig,
+    budget: Preset,
+    out: Path,
+    fact: Path,
+    *,
+    policy: Path | None = None,
+    round_: int = 0,
+) -> None:
+    """The expert's demonstrations; with ``policy``, DAgger round ``round_`` (its own
+    episodes: seed + round)."""
     from gridfactor.collect.demonstrations import DemonstrateConfig, demonstrate
 
     demonstrate(
@@ -306,7 +338,8 @@ def _demonstrate(config: CompareConfig, budget: Preset, out: Path, fact: Path) -
             n_episodes=budget.demo_episodes,
             episode_steps=budget.train_episode_steps,
             explore=budget.demo_explore,
-            seed=config.seed,
+            seed=config.seed + round_,
+            policy=str(policy) if policy else None,
         ),
         out,
         parallel=config.parallel,
@@ -316,7 +349,12 @@ def _demonstrate(config: CompareConfig, budget: Preset, out: Path, fact: Path) -
 
 
 def _train(
-    config: CompareConfig, budget: Preset, out: Path, variant: str, fact: Path, demos: Path
+    config: CompareConfig,
+    budget: Preset,
+    out: Path,
+    variant: str,
+    fact: Path,
+    demos: tuple[Path, ...],
 ) -> None:
     from gridfactor.train.run import TrainConfig, train
 
@@ -326,7 +364,8 @@ def _train(
             factorization_path=str(fact),
             centralized=variant == "centralized",
             obs_mode="local" if variant == "distributed-local" else "global",
-            demonstrations=(str(demos),),
+            demonstrations=tuple(str(d) for d in demos),
+            anchor=budget.anchor if budget.timesteps > 0 else 0.0,
             timesteps=budget.timesteps,
             seed=config.seed,
             episode_steps=budget.train_episode_steps,
@@ -363,8 +402,14 @@ def write_report(out: Path, config: CompareConfig, budget: Preset, stages: dict)
             f"{budget.factorize_samples} samples per substation"
         )
         + f"; {demo_info['n_decisions']} expert decisions in "
-        f"{demo_info['n_episodes']} demonstration episodes of the training chronics; "
-        f"imitation then PPO for {budget.timesteps} decisions per variant (batch "
+        f"{demo_info['n_episodes']} demonstration episodes of the training chronics"
+        + (
+            f", then {budget.dagger_rounds} DAgger round(s) of {budget.demo_episodes} episodes "
+            "(the distributed-local clone plays, the expert labels)"
+            if budget.dagger_rounds
+            else ""
+        )
+        + f"; imitation then PPO for {budget.timesteps} decisions per variant (batch "
         f"{budget.train_batch_size}); evaluation {budget.eval_episodes} held-out episodes of "
         f"{budget.eval_steps} steps, the same scenarios for every agent.",
         "",
