@@ -207,7 +207,10 @@ def test_compare_smoke_end_to_end(tmp_path: Path) -> None:
         losses = metrics.filter(like="policy_loss/").to_numpy()
         assert np.isfinite(losses[~np.isnan(losses)]).all() and (~np.isnan(losses)).any()
     stages = json.loads((out / "stages.json").read_text())
-    assert all(s["done"] for s in stages.values()) and len(stages) == 6
+    assert all(s["done"] for s in stages.values()) and len(stages) == 8
+    # a DAgger round: the clone played, the expert labelled, every variant learned from both
+    dagger = json.loads((out / "dagger1" / "config.json").read_text())
+    assert dagger["policy"].endswith("dagger1-policy")
     assert (out / "evaluate" / "plots" / "learning_curves.png").is_file()
     # every variant had the same demonstrations, budget and seed
     configs = [
@@ -215,9 +218,12 @@ def test_compare_smoke_end_to_end(tmp_path: Path) -> None:
         for v in ("distributed-local", "distributed-global", "centralized")
     ]
     assert len({(c["timesteps"], c["seed"], tuple(c["demonstrations"])) for c in configs}) == 1
+    assert len(configs[0]["demonstrations"]) == 2 and configs[0]["anchor"] == 1.0
+    kl = pd.read_csv(out / "distributed-local" / "metrics.csv").filter(like="anchor_kl/")
+    assert kl.notna().to_numpy().any()  # PPO ran anchored to the imitation
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stderr[-3000:]
-    assert again.stdout.count("skipped") == 6
+    assert again.stdout.count("skipped") == 8
     assert (out / "report.md").read_text() == report
     # the zones proposing, each its own action, on the same held-out days: a row per
     # distributed run (the centralized run has one zone: nothing to coordinate)

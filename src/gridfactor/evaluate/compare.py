@@ -109,6 +109,8 @@ PRESETS: dict[str, Preset] = {
         train_episode_steps=288,
         eval_episodes=4,
         eval_steps=288,
+        dagger_rounds=1,
+        anchor=1.0,
     ),
     # `make demo`: the headline in about 10 minutes on 2 cores.
     "demo": Preset(
