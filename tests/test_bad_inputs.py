@@ -182,6 +182,11 @@ BUDGET_CASES = {
     "factorize samples 0": (["factorize", "--n-samples", "0"], ["--n-samples"]),
     "collect episodes -1": (["collect", "--n-episodes", "-1"], ["--n-episodes"]),
     "collect max steps 0": (["collect", "--max-steps", "0"], ["--max-steps"]),
+    # the demonstrations hold whole-grid observations for the centralized agent
+    "centralized local imitation": (
+        ["train", "--centralized", "--obs", "local", "--demonstrations", "runs/none"],
+        ["--obs global"],
+    ),
 }
 
 

@@ -108,6 +108,11 @@ class TrainConfig:
             raise UserError(f"--imitation-epochs must be > 0, got {self.imitation_epochs}")
         if self.obs_mode not in ("local", "global"):
             raise UserError(f"--obs must be 'local' or 'global' (got {self.obs_mode!r})")
+        if self.centralized and self.obs_mode == "local" and self.demonstrations:
+            raise UserError(
+                "the centralized agent imitates from whole-grid observations: use --obs global "
+                "(the default with --centralized) or train without --demonstrations"
+            )
         if not self.danger > 0.0:
             raise UserError(f"--danger must be > 0 (got {self.danger})")
         if self.episode_steps <= 0:
