@@ -132,7 +132,7 @@ def test_evaluate_run_at_the_checkpoint_asked_for(trained_run, tmp_path):
     assert episodes.groupby("agent").size().to_dict() == {"centralized": 2, "do-nothing": 2}
     config = json.loads((out / "config.json").read_text())
     assert config["env_name"] == ENV5 and config["runs"] == [str(run.resolve())]
-    assert config["checkpoint"] == "iter_000001"
+    assert config["checkpoints"] == ["iter_000001"]
     # the run's own held-out split (its validation chronics), not the evaluate defaults'
     split = json.loads((run / "split.json").read_text())
     assert config["held_out"]["chronics"] == split["validation"]["chronics"] == [16, 17, 18, 19]

@@ -165,6 +165,9 @@ def test_cli_evaluate_prints_table(tmp_path: Path) -> None:
     assert config["env_name"] == ENV and config["episode_steps"] == 20
 
 
+VARIANTS = ("distributed-local", "distributed-global", "centralized")
+
+
 # Not marked slow: CI runs the smoke preset (about 5 min on 2 cores).
 def test_compare_smoke_end_to_end(tmp_path: Path) -> None:
     """factorize -> demonstrate -> imitation + PPO x3 -> evaluate -> report.md; the imitated
@@ -184,9 +187,7 @@ def test_compare_smoke_end_to_end(tmp_path: Path) -> None:
         "reconnect",
         "expert",
         "expert-zone",
-        "distributed-local",
-        "distributed-global",
-        "centralized",
+        *(f"{v}{c}" for v in VARIANTS for c in ("", " [imitation]")),
     }
     # the result that matters, as an assertion: imitation beats doing nothing
     episodes = pd.read_csv(out / "evaluate" / "episodes.csv")
@@ -213,14 +214,16 @@ def test_compare_smoke_end_to_end(tmp_path: Path) -> None:
     assert dagger["policy"].endswith("dagger1-policy")
     assert (out / "evaluate" / "plots" / "learning_curves.png").is_file()
     # every variant had the same demonstrations, budget and seed
-    configs = [
-        json.loads((out / v / "config.json").read_text())
-        for v in ("distributed-local", "distributed-global", "centralized")
-    ]
+    configs = [json.loads((out / v / "config.json").read_text()) for v in VARIANTS]
     assert len({(c["timesteps"], c["seed"], tuple(c["demonstrations"])) for c in configs}) == 1
     assert len(configs[0]["demonstrations"]) == 2 and configs[0]["anchor"] == 1.0
     kl = pd.read_csv(out / "distributed-local" / "metrics.csv").filter(like="anchor_kl/")
     assert kl.notna().to_numpy().any()  # PPO ran anchored to the imitation
+    # each variant also at its imitation checkpoint: PPO against its clone, paired
+    paired = pd.read_csv(out / "evaluate" / "paired.csv")
+    vs_clone = paired[paired["reference"] == paired["agent"] + " [imitation]"]
+    assert set(vs_clone["agent"]) == set(VARIANTS)
+    assert (vs_clone["episodes"] == 4).all()
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stderr[-3000:]
     assert again.stdout.count("skipped") == 8

@@ -53,7 +53,11 @@ def evaluate_cmd(
         help="The -recovery experts put a substation back only if the simulated max rho "
         "stays below this.",
     ),
-    checkpoint: str = typer.Option(None, "--checkpoint", help="Checkpoint of the runs."),
+    checkpoint: str = typer.Option(
+        None,
+        "--checkpoint",
+        help="Checkpoint(s) of the runs, e.g. final,imitation (PPO vs its clone, paired).",
+    ),
     factorization: Path = typer.Option(
         None, "--factorization", help="Zones for expert-zone (default: a distributed run's)."
     ),
@@ -96,7 +100,12 @@ def evaluate_cmd(
     from gridfactor.evaluate.agents import parse_agent_names
     from gridfactor.evaluate.report import console_table
     from gridfactor.evaluate.runner import EvalConfig, evaluate
-    from gridfactor.evaluate.scenarios import parse_chronics, parse_guards, parse_window
+    from gridfactor.evaluate.scenarios import (
+        parse_checkpoints,
+        parse_chronics,
+        parse_guards,
+        parse_window,
+    )
     from gridfactor.parallel import ParallelConfig
 
     config = EvalConfig(
@@ -111,7 +120,7 @@ def evaluate_cmd(
         danger=danger,
         safe_rho=safe_rho,
         seed=seed,
-        checkpoint=checkpoint,
+        checkpoints=parse_checkpoints(checkpoint),
         factorization=str(factorization) if factorization else None,
         guards=parse_guards(guard),
         coordinators=tuple(dict.fromkeys(c.strip() for c in coordinator.split(",") if c.strip())),

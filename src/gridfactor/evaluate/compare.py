@@ -255,6 +255,8 @@ def compare(config: CompareConfig) -> Path:
         episode_steps=budget.eval_steps,
         seed=config.seed,
         factorization=str(fact_path),
+        # with PPO, each variant also at its imitation checkpoint: what PPO added, paired
+        checkpoints=(None, "imitation") if budget.timesteps > 0 else (None,),
         guards=tuple(dict.fromkeys((0, *budget.guards))),
         score=config.score,
         out=str(out / "evaluate"),

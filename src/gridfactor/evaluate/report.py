@@ -114,11 +114,15 @@ REFERENCES = ("do-nothing", "reconnect", "expert")
 
 def paired_differences(episodes: pd.DataFrame) -> pd.DataFrame:
     """Per (agent, reference): mean paired difference of steps survived on the same
-    scenarios, its 95% bootstrap interval, and the survival ratio agent / reference."""
+    scenarios, its 95% bootstrap interval, and the survival ratio agent / reference. The
+    references: the baselines of :data:`REFERENCES`, and for a trained agent evaluated at
+    other checkpoints too (``"<agent> [imitation]"``), the agent at each of them."""
     rows = []
     wide = episodes.pivot_table(index="episode", columns="agent", values="survived")
-    for agent in dict.fromkeys(episodes["agent"]):
-        for ref in REFERENCES:
+    agents = list(dict.fromkeys(episodes["agent"]))
+    for agent in agents:
+        other_checkpoints = [a for a in agents if a.startswith(f"{agent} [")]
+        for ref in (*REFERENCES, *other_checkpoints):
             if ref == agent or ref not in wide.columns:
                 continue
             both = wide[[agent, ref]].dropna()

@@ -70,7 +70,9 @@ class EvalConfig:
         (:func:`gridfactor.evaluate.scenarios.default_held_out`).
     danger: the baselines' rule threshold (trained agents use their own).
     safe_rho: the ``-recovery`` experts' safe level for putting a substation back.
-    checkpoint: checkpoint of the runs to load (None = their final/best one).
+    checkpoints: checkpoints of the runs to load (None = their final one); with more than
+        one, each run is evaluated at each and labelled ``"<agent> [<checkpoint>]"`` (e.g.
+        ``(None, "imitation")``: PPO against the clone it started from, paired).
     factorization: zones for ``expert-zone`` (None: the first distributed run's).
     guards: guard sizes each trained run is evaluated with (0 = pure policy; k > 0 =
         simulate its top k actions and play the best, see ``TrainedAgent.guard``).
@@ -93,7 +95,7 @@ class EvalConfig:
     danger: float = 0.9
     safe_rho: float = RECOVERY_SAFE_RHO
     seed: int = 0
-    checkpoint: str | None = None
+    checkpoints: tuple[str | None, ...] = (None,)
     factorization: str | None = None
     guards: tuple[int, ...] = (0,)
     coordinators: tuple[str, ...] = ("capa",)
@@ -395,17 +397,22 @@ def resolve(config: EvalConfig) -> tuple[str, list[AgentSpec], HeldOut, list[dic
         if not run_dir.is_dir():
             raise UserError(f"run directory {run} does not exist; pass a gridfactor train run")
         run_cfg = _read_run_config(run_dir)
-        agent = _load_trained(str(run_dir), config.checkpoint)  # fails early, in the driver
+        for checkpoint in config.checkpoints:  # fails early, in the driver
+            agent = _load_trained(str(run_dir), checkpoint)
         env_names.add(agent.env_name)
         split = held_out_from_run(run_dir, run_cfg)
         if split is not None:
             splits.add(split)
         one_zone = len(agent.factorization.clusters) == 1  # propose = its own guard
-        for coordinator, guard in itertools.product(config.coordinators, config.guards):
+        for checkpoint, coordinator, guard in itertools.product(
+            config.checkpoints, config.coordinators, config.guards
+        ):
             if coordinator != "capa" and one_zone:
                 continue
             name = agent.name + ("" if coordinator == "capa" else f"+{coordinator}")
             name += "" if guard == 0 else f"+guard{guard}"
+            if len(config.checkpoints) > 1 and checkpoint is not None:
+                name += f" [{checkpoint}]"
             label = _label(name, run_dir, used)
             run_configs.append(
                 {
@@ -413,6 +420,7 @@ def resolve(config: EvalConfig) -> tuple[str, list[AgentSpec], HeldOut, list[dic
                     "label": label,
                     "guard": guard,
                     "coordinator": coordinator,
+                    "checkpoint": checkpoint,
                     **run_cfg,
                 }
             )
@@ -422,7 +430,7 @@ def resolve(config: EvalConfig) -> tuple[str, list[AgentSpec], HeldOut, list[dic
                     "run",
                     str(run_dir),
                     float(agent.danger),
-                    config.checkpoint,
+                    checkpoint,
                     guard,
                     coordinator=coordinator,
                 )
@@ -505,7 +513,7 @@ def evaluate(config: EvalConfig) -> Path:
         "env_name": env_name,
         "agents": [s.label for s in specs],
         "runs": [r["dir"] for r in run_configs],
-        "checkpoint": config.checkpoint,
+        "checkpoints": list(config.checkpoints),
         "guards": list(config.guards),
         "factorization": config.factorization,
         "n_episodes": config.n_episodes,

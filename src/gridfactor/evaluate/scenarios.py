@@ -167,6 +167,17 @@ def parse_window(text: str | None) -> tuple[float, float] | None:
     return lo, hi
 
 
+def parse_checkpoints(text: str | None) -> tuple[str | None, ...]:
+    """``"final,imitation"`` -> (None, "imitation"): the runs' checkpoints to evaluate
+    ("final" and an empty text: the run's final one)."""
+    if not text:
+        return (None,)
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    if not names:
+        raise UserError(f"bad --checkpoint {text!r}; use names like final,imitation")
+    return tuple(dict.fromkeys(None if n == "final" else n for n in names))
+
+
 def parse_guards(text: str | None) -> tuple[int, ...]:
     """``"0,3,10"`` -> (0, 3, 10): guard sizes (0 = pure policy)."""
     if not text:
