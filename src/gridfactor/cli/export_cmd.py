@@ -6,7 +6,8 @@ from pathlib import Path
 
 import typer
 
-from gridfactor.cli.main import OVERWRITE, app
+from gridfactor.cli.app import app
+from gridfactor.cli.options import OVERWRITE
 
 
 @app.command("export")

@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import typer
 
-from gridfactor.cli.main import (
+from gridfactor.cli.app import app
+from gridfactor.cli.options import (
     ALPHA,
     GRID_PARTITION,
     MAX_ZONES,
@@ -21,7 +22,6 @@ from gridfactor.cli.main import (
     SEED,
     THRESHOLD,
     WORKERS,
-    app,
 )
 from gridfactor.parallel import ParallelConfig
 

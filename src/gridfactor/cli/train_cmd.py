@@ -6,7 +6,8 @@ from pathlib import Path
 
 import typer
 
-from gridfactor.cli.main import OVERWRITE, RAY_ADDRESS, RESUME, SEED, WORKERS, app
+from gridfactor.cli.app import app
+from gridfactor.cli.options import OVERWRITE, RAY_ADDRESS, RESUME, SEED, WORKERS
 
 
 @app.command("train")
