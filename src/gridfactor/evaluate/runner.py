@@ -21,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-import re
 import shutil
 import time
 import warnings
@@ -50,7 +49,7 @@ from gridfactor.evaluate.scenarios import (
     sample_scenarios,
 )
 from gridfactor.parallel import ParallelConfig, parallel_map
-from gridfactor.runs import prepare_run_dir, write_csv, write_json
+from gridfactor.runs import prepare_run_dir, safe_name, write_csv, write_json
 
 DEFAULT_ENV = "rte_case14_realistic"
 SAFE_RHO = 0.9  # a step is "safe" when max rho < 0.9 (fixed, whatever the agents' danger)
@@ -353,10 +352,6 @@ def _label(name: str, run_dir: Path, used: set[str]) -> str:
     return label
 
 
-def _safe_name(label: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.@-]+", "_", label)
-
-
 def resolve(config: EvalConfig) -> tuple[str, list[AgentSpec], HeldOut, list[dict[str, Any]]]:
     """Check the inputs; returns (env_name, agent specs, held-out split, run configs)."""
     specs: list[AgentSpec] = []
@@ -490,7 +485,7 @@ def _zones_for_expert(config: EvalConfig) -> dict[str, Any]:
 
 
 def _episode_path(out: Path, label: str, episode: int) -> Path:
-    return out / "episodes" / _safe_name(label) / f"{episode:04d}.json"
+    return out / "episodes" / safe_name(label) / f"{episode:04d}.json"
 
 
 def evaluate(config: EvalConfig) -> Path:
