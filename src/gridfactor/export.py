@@ -26,10 +26,12 @@ from types import SimpleNamespace
 from typing import Any
 
 from gridfactor.errors import UserError
-from gridfactor.evaluate.grid2op_agent import EXPORT_MANIFEST
 from gridfactor.runs import write_json, write_text
+from gridfactor.version import __version__
 
 EXPORT_FORMAT = 1
+# file that marks a folder written by `gridfactor export`
+EXPORT_MANIFEST = "gridfactor_agent.json"
 POLICY_DIR = "policies"
 
 SUBMISSION_INIT = '''"""{name} agent of gridfactor, exported from {run}.
@@ -92,7 +94,6 @@ def export_run(
     """
     import torch
 
-    from gridfactor import __version__
     from gridfactor.train.policy import ACTION_SETS_FILE, load_trained_agent
 
     run_dir, out = Path(run_dir), Path(out)

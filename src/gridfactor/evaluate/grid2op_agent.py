@@ -16,9 +16,7 @@ from grid2op.Agent import BaseAgent
 
 from gridfactor.errors import UserError
 from gridfactor.evaluate.agents import BASELINES, Agent, make_baseline
-
-# file that marks a folder written by `gridfactor export`
-EXPORT_MANIFEST = "gridfactor_agent.json"
+from gridfactor.export import EXPORT_MANIFEST, load_exported_agent
 
 
 class ActionSpaceEnv:
@@ -133,8 +131,6 @@ def load_agent(
         return GridfactorAgent(inner, space)
     path = Path(agent)
     if (path / EXPORT_MANIFEST).is_file():
-        from gridfactor.export import load_exported_agent
-
         inner = load_exported_agent(path, guard=guard)
     elif (path / "config.json").is_file():
         from gridfactor.train.policy import load_trained_agent
