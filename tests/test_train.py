@@ -12,8 +12,9 @@ import pytest
 from grid2op.Action import BaseAction
 
 import gridfactor.train.run as train_run
+from gridfactor.envs.split import make_split
 from gridfactor.errors import UserError
-from gridfactor.train.run import TrainConfig, make_split, metrics_row, train
+from gridfactor.train.run import TrainConfig, metrics_row, train
 from tests.conftest import fail_after
 
 ENV = "rte_case14_realistic"

@@ -243,7 +243,7 @@ def run_chunk(chunk: Chunk) -> list[dict[str, Any]]:
 
 def _split(env_name: str, validation_fraction: float) -> dict[str, Any]:
     from gridfactor.envs.decision import make_grid2op_env
-    from gridfactor.train.run import count_chronics, make_split
+    from gridfactor.envs.split import count_chronics, make_split
 
     g2env = make_grid2op_env(env_name, cache=False)
     return make_split(count_chronics(g2env), validation_fraction)

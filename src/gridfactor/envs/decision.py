@@ -35,6 +35,7 @@ from ray.rllib.env.multi_agent_env import MultiAgentEnv
 from gridfactor.agents.cluster import centralized_factorization, check_factorization_for_env
 from gridfactor.agents.frame import DecisionFrame
 from gridfactor.envs.grid2op_env import reset_env
+from gridfactor.envs.split import count_chronics
 from gridfactor.errors import UserError
 from gridfactor.factorize.structure import Factorization
 
@@ -160,7 +161,7 @@ class DecisionEnv(MultiAgentEnv):
             a.agent_id: gym.spaces.Discrete(a.n_actions) for a in self.cluster_agents
         }
 
-        n_chronics = len(self.g2env.chronics_handler.real_data.subpaths)
+        n_chronics = count_chronics(self.g2env)
         self.chronics = list(range(n_chronics)) if config.chronics is None else config.chronics
         if not self.chronics or max(self.chronics) >= n_chronics or min(self.chronics) < 0:
             raise UserError(

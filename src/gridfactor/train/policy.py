@@ -23,6 +23,9 @@ from gridfactor.factorize.structure import Factorization
 RL_MODULE_DIR = Path("learner_group") / "learner" / "rl_module"
 COORDINATORS = ("capa", "propose")
 ACTION_SETS_FILE = "action_sets.json"
+# a run's checkpoints: written by gridfactor.train.run, read here
+CHECKPOINTS = "checkpoints"
+LATEST = "latest.json"
 
 
 @dataclass
@@ -35,7 +38,7 @@ class TrainedAgent:
         factorization: the clusters (for the centralized agent, one cluster).
         danger: rho threshold of the high-level rules.
         obs_mode: "local" or "global".
-        split: the run's train/validation split (see ``gridfactor.train.run.make_split``).
+        split: the run's train/validation split (see ``gridfactor.envs.split.make_split``).
         checkpoint: the checkpoint directory the policies come from (or the imitation
             weights when the run has no PPO checkpoint yet).
         action_sets: the run's per-agent action subsets (None: every unitary action).
@@ -159,9 +162,15 @@ class TrainedAgent:
         return candidates[best]
 
 
-def _resolve_checkpoint(run_dir: Path, checkpoint: str | Path | None) -> Path:
-    from gridfactor.train.run import latest_checkpoint
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    pointer = run_dir / CHECKPOINTS / LATEST
+    if not pointer.is_file():
+        return None
+    path = run_dir / CHECKPOINTS / json.loads(pointer.read_text())["name"]
+    return path if path.is_dir() else None
 
+
+def _resolve_checkpoint(run_dir: Path, checkpoint: str | Path | None) -> Path:
     if checkpoint is None:
         final = run_dir / "checkpoints" / "final"
         ckpt = final if final.is_dir() else latest_checkpoint(run_dir)

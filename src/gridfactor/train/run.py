@@ -32,14 +32,14 @@ from typing import Any
 
 import numpy as np
 
+from gridfactor.envs.split import count_chronics, make_split
 from gridfactor.errors import UserError
 from gridfactor.factorize.structure import Factorization
 from gridfactor.parallel import ParallelConfig, init_ray
 from gridfactor.progress import Phase, timed
 from gridfactor.runs import prepare_run_dir, save_figure, write_csv, write_json
+from gridfactor.train.policy import CHECKPOINTS, LATEST, latest_checkpoint
 
-CHECKPOINTS = "checkpoints"
-LATEST = "latest.json"
 STATE_FILE = "gridfactor_state.json"
 KEEP_PERIODIC = 3
 IMITATION = "imitation"  # checkpoint holding the cloned policies, before PPO
@@ -131,28 +131,6 @@ class TrainConfig:
             raise UserError("--anchor needs --demonstrations: it anchors PPO to the imitation")
 
 
-def count_chronics(env: Any) -> int:
-    return len(env.chronics_handler.real_data.subpaths)
-
-
-def make_split(n_chronics: int, validation_fraction: float) -> dict[str, Any]:
-    """Train/validation chronics and start ranges (fractions of the chronic length)."""
-    if n_chronics >= 2:
-        n_val = min(n_chronics - 1, max(1, round(validation_fraction * n_chronics)))
-        ids = list(range(n_chronics))
-        return {
-            "kind": "chronics",
-            "train": {"chronics": ids[: n_chronics - n_val], "start_range": [0.0, 1.0]},
-            "validation": {"chronics": ids[n_chronics - n_val :], "start_range": [0.0, 1.0]},
-        }
-    cut = 1.0 - validation_fraction
-    return {
-        "kind": "time",
-        "train": {"chronics": [0], "start_range": [0.0, cut]},
-        "validation": {"chronics": [0], "start_range": [cut, 1.0]},
-    }
-
-
 def _policy_mapping(agent_id: str, episode: Any = None, **kwargs: Any) -> str:
     # one policy per cluster agent: the policy id is the agent id
     return agent_id
@@ -232,14 +210,6 @@ def _same_clusters(a: Factorization, b: Factorization) -> bool:
     return [(c.targets, c.inputs) for c in a.clusters] == [
         (c.targets, c.inputs) for c in b.clusters
     ]
-
-
-def latest_checkpoint(run_dir: Path) -> Path | None:
-    pointer = run_dir / CHECKPOINTS / LATEST
-    if not pointer.is_file():
-        return None
-    path = run_dir / CHECKPOINTS / json.loads(pointer.read_text())["name"]
-    return path if path.is_dir() else None
 
 
 def _save_checkpoint(
