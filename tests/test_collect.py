@@ -210,6 +210,7 @@ def test_grid2op_aliases_are_known_envs():
 def test_chronics_cache_gives_the_same_episodes():
     """The in-memory chronics and their jump to the start must not change the data."""
     from gridfactor.collect import grid2op_collect as gc
+    from gridfactor.envs import grid2op_env as g2e
     from gridfactor.envs.grid2op_env import make_env
 
     info = grid_info(ENV)
@@ -217,15 +218,15 @@ def test_chronics_cache_gives_the_same_episodes():
     cached = gc.run_chunk(chunk)
     key = (ENV, "lightsim")
     # chronics in memory, a reset jumps to its start (the chunk's starts are random steps)
-    assert type(gc._ENV_CACHE[key][0].chronics_handler.real_data).__name__ == (
+    assert type(g2e.ENV_CACHE[key].chronics_handler.real_data).__name__ == (
         "FastForwardChronics"
     )
-    saved = gc._ENV_CACHE[key]
+    saved = g2e.ENV_CACHE[key], gc._ACTION_CACHE[key]
     try:
-        gc._ENV_CACHE[key] = (make_env(ENV), {})
+        g2e.ENV_CACHE[key], gc._ACTION_CACHE[key] = make_env(ENV), {}
         plain = gc.run_chunk(chunk)
     finally:
-        gc._ENV_CACHE[key] = saved
+        g2e.ENV_CACHE[key], gc._ACTION_CACHE[key] = saved
     assert cached.keys() == plain.keys()
     for name in set(cached) - {"cpu_seconds"}:  # everything but the timing
         np.testing.assert_array_equal(cached[name], plain[name])

@@ -13,13 +13,13 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from gridfactor.cli.main import _register_commands, app
+from gridfactor.cli.main import app, register_commands
 from gridfactor.errors import UserError
 from gridfactor.factorize.structure import Factorization
 from tests.conftest import stamps
 
 warnings.filterwarnings("ignore")
-_register_commands()
+register_commands()
 GRIDFACTOR = Path(sys.executable).parent / "gridfactor"
 
 

@@ -350,12 +350,11 @@ def zones_cmd(
     plot: Path = typer.Option(None, "--plot", help="Also draw the zones on the grid map (PNG)."),
 ) -> None:
     """Physics reference zones: spectral clustering of the grid's susceptance graph (no data)."""
-    from gridfactor.collect.grid2op_collect import _cached_env
-    from gridfactor.envs.grid2op_env import check_env_name
+    from gridfactor.envs.grid2op_env import cached_env, check_env_name
     from gridfactor.grid.physics import physics_zones, susceptance_matrix
 
     check_env_name(env)
-    grid, _ = _cached_env(env, "lightsim")
+    grid = cached_env(env, "lightsim")
     zones = physics_zones(grid, k, env_name=env, seed=seed)
     affinity = susceptance_matrix(grid)
     same = zones.sub_labels[:, None] == zones.sub_labels[None, :]

@@ -19,7 +19,7 @@ from gridfactor.errors import UserError
 __all__ = ["app", "main"]
 
 
-def _register_commands() -> None:
+def register_commands() -> None:
     # Imported for their side effect: each module adds its commands to `app`.
     from gridfactor.cli import (  # noqa: F401
         data_cmd,
@@ -39,7 +39,7 @@ def main() -> None:
     warnings.filterwarnings("ignore")
     os.environ.setdefault("PYTHONWARNINGS", "ignore")
     progress.quiet_libraries()
-    _register_commands()
+    register_commands()
     start = time.perf_counter()
     try:
         app()

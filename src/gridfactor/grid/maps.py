@@ -116,9 +116,9 @@ def plot_grid_clusters(
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
 
-    from gridfactor.collect.grid2op_collect import _cached_env
+    from gridfactor.envs.grid2op_env import cached_env
 
-    env, _ = _cached_env(env_name, "lightsim")
+    env = cached_env(env_name, "lightsim")
     xy = substation_layout(env)
     line_labels = factorization.target_labels()
     sub_labels = factorization.input_labels()

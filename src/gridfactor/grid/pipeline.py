@@ -341,9 +341,9 @@ def grid_adjacency(
 
 def selected_substations(config: GridFactorizeConfig) -> list[int]:
     """Substations the collection acts on (at least ``min_elements`` elements)."""
-    from gridfactor.collect.grid2op_collect import _cached_env
+    from gridfactor.envs.grid2op_env import cached_env
 
-    env, _ = _cached_env(config.env_name, "lightsim")
+    env = cached_env(config.env_name, "lightsim")
     return [s for s, n in enumerate(env.sub_info) if n >= config.min_elements]
 
 
@@ -469,9 +469,9 @@ def factorize_grid(
     if config.partition == COMPONENTS:
         factorization = components
     else:
-        from gridfactor.collect.grid2op_collect import _cached_env
+        from gridfactor.envs.grid2op_env import cached_env
 
-        env, _ = _cached_env(config.env_name, "lightsim")
+        env = cached_env(config.env_name, "lightsim")
         with timed("partition"):
             zones = grid_zones(
                 env,
