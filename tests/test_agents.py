@@ -12,7 +12,7 @@ import pytest
 from gridfactor.agents.cluster import build_agents, centralized_factorization
 from gridfactor.agents.high_level import HighLevelRules
 from gridfactor.errors import UserError
-from gridfactor.factorize.structure import Cluster, Factorization
+from gridfactor.factorization import Cluster, Factorization
 
 ENV = "rte_case14_realistic"
 GROUPS = [(0, 1, 4), (2, 3, 5, 6, 7, 8), (9, 10, 11, 12, 13)]

@@ -17,7 +17,7 @@ import pytest
 from sklearn.metrics import adjusted_rand_score
 
 from gridfactor.errors import UserError
-from gridfactor.factorize.structure import Factorization
+from gridfactor.factorization import Factorization
 from tests.conftest import assert_user_error, run_cli
 
 ENV5 = "rte_case5_example"  # 20 chronics; gridfactor train holds out 16-19

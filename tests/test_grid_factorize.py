@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from gridfactor.cli.main import app, register_commands
 from gridfactor.errors import UserError
-from gridfactor.factorize.structure import Factorization
+from gridfactor.factorization import Factorization
 from tests.conftest import stamps
 
 warnings.filterwarnings("ignore")

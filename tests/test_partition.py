@@ -11,8 +11,8 @@ from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components
 from sklearn.metrics import adjusted_rand_score
 
+from gridfactor.factorization import clusters_from_adjacency
 from gridfactor.factorize.partition import METHODS, ZonePartitioner, ZoneScore, score_zones
-from gridfactor.factorize.structure import clusters_from_adjacency
 from tests.conftest import assert_user_error
 
 DATA = Path(__file__).parent / "data"

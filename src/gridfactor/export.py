@@ -144,7 +144,7 @@ def load_exported_agent(folder: str | Path, guard: int | None = None) -> Any:
 
     guard: None = the guard recorded at export time.
     """
-    from gridfactor.factorize.structure import Factorization
+    from gridfactor.factorization import Factorization
     from gridfactor.train.policy import TrainedAgent, load_action_sets
 
     folder = Path(folder)

@@ -18,7 +18,7 @@ from gridfactor.agents.cluster import ClusterAgent, ObservationEncoder, build_ag
 from gridfactor.agents.expert import in_cooldown
 from gridfactor.agents.high_level import HighLevelRules
 from gridfactor.envs.topology import PlayableActions
-from gridfactor.factorize.structure import Factorization
+from gridfactor.factorization import Factorization
 
 
 class DecisionFrame:

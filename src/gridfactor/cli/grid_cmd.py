@@ -367,7 +367,7 @@ def zones_cmd(
         lines = [str(grid.name_line[i]) for i in np.flatnonzero(zones.line_labels == number)]
         typer.echo(f"  zone {number}: substations {subs}; lines [{', '.join(lines)}]")
     if plot is not None:
-        from gridfactor.factorize.structure import Cluster, Factorization
+        from gridfactor.factorization import Cluster, Factorization
         from gridfactor.grid.maps import plot_grid_clusters
 
         fact = Factorization(

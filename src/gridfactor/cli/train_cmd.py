@@ -142,7 +142,7 @@ def demonstrate_command(
 
     from gridfactor.collect.demonstrations import DemonstrateConfig, demonstrate
     from gridfactor.envs.grid2op_env import AGENT_ACTION_TYPES, check_action_support
-    from gridfactor.factorize.structure import Factorization
+    from gridfactor.factorization import Factorization
     from gridfactor.parallel import ParallelConfig
 
     check_action_support(env, AGENT_ACTION_TYPES["trained"], "gridfactor demonstrate")

@@ -265,7 +265,7 @@ def demonstrate(
 
     from gridfactor.agents.cluster import check_factorization_for_env
     from gridfactor.envs.decision import make_grid2op_env
-    from gridfactor.factorize.structure import Factorization
+    from gridfactor.factorization import Factorization
 
     config.validate()
     parallel = parallel or ParallelConfig()
@@ -362,7 +362,7 @@ def demonstrate(
 def _check_policy_run(run: Path, fact: Any, env_name: str) -> None:
     """UserError unless ``run`` is a distributed training run of these zones on this env."""
     from gridfactor.envs.grid2op_env import env_data_dir
-    from gridfactor.factorize.structure import Factorization
+    from gridfactor.factorization import Factorization
 
     if not (run / "config.json").is_file() or not (run / "factorization.json").is_file():
         raise UserError(f"--policy {run} is not a training run; pass a --out of gridfactor train")

@@ -37,7 +37,7 @@ from gridfactor.agents.frame import DecisionFrame
 from gridfactor.envs.grid2op_env import reset_env
 from gridfactor.envs.split import count_chronics
 from gridfactor.errors import UserError
-from gridfactor.factorize.structure import Factorization
+from gridfactor.factorization import Factorization
 
 # a reset tries this many episodes before giving up finding an unsafe state
 MAX_SILENT_EPISODES = 50

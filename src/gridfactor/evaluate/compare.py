@@ -40,7 +40,7 @@ from gridfactor.errors import UserError
 from gridfactor.evaluate.agents import BASELINES
 from gridfactor.evaluate.report import console_table, markdown_table, paired_markdown
 from gridfactor.evaluate.runner import DEFAULT_ENV, EvalConfig, evaluate
-from gridfactor.factorize.structure import Factorization
+from gridfactor.factorization import Factorization
 from gridfactor.parallel import ParallelConfig
 from gridfactor.runs import prepare_run_dir, write_json, write_text
 

@@ -64,7 +64,7 @@ class GridfactorAgent(BaseAgent):
 
 def _factorization(factorization: Any) -> Any:
     """A Factorization from a Factorization, a dict or a factorization.json path (or None)."""
-    from gridfactor.factorize.structure import Factorization
+    from gridfactor.factorization import Factorization
 
     if factorization is None or isinstance(factorization, Factorization):
         return factorization

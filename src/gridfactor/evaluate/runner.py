@@ -171,7 +171,7 @@ def _agent(spec: AgentSpec, scenario: Scenario, env_name: str) -> Agent:
     if spec.kind == "baseline":
         # A fresh baseline per episode seeded by the scenario: results do not depend on
         # which worker ran which episode before.
-        from gridfactor.factorize.structure import Factorization
+        from gridfactor.factorization import Factorization
 
         fact = None if spec.factorization is None else Factorization.from_dict(spec.factorization)
         return make_baseline(
@@ -470,7 +470,7 @@ def resolve(config: EvalConfig) -> tuple[str, list[AgentSpec], HeldOut, list[dic
 
 def _zones_for_expert(config: EvalConfig) -> dict[str, Any]:
     """The zones expert-zone uses: --factorization, else the first distributed run's."""
-    from gridfactor.factorize.structure import Factorization
+    from gridfactor.factorization import Factorization
 
     if config.factorization:
         return Factorization.load(config.factorization).to_dict()

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from gridfactor.factorize.structure import Factorization
+from gridfactor.factorization import Factorization
 from gridfactor.runs import save_figure
 
 GREY = (0.75, 0.75, 0.75, 1.0)

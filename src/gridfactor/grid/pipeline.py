@@ -30,11 +30,11 @@ from gridfactor.collect.grid2op_collect import (
     load_dataset,
 )
 from gridfactor.errors import UserError
+from gridfactor.factorization import Factorization
 from gridfactor.factorize.partition import check_method, check_n_zones
 from gridfactor.factorize.pipeline import ThresholdRule, adjacency_factorization
 from gridfactor.factorize.plots import plot_factorization
 from gridfactor.factorize.significance import permutation_null, significance_test
-from gridfactor.factorize.structure import Factorization
 from gridfactor.factorize.threshold import binarize_quantile, check_quantile
 from gridfactor.grid.maps import plot_grid_clusters
 from gridfactor.grid.zones import PRIORS, GridZones, grid_zones, plot_zones_curve

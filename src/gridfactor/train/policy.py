@@ -18,7 +18,7 @@ import numpy as np
 from gridfactor.agents.expert import best_by_simulation
 from gridfactor.agents.frame import DecisionFrame, frame_for
 from gridfactor.errors import UserError
-from gridfactor.factorize.structure import Factorization
+from gridfactor.factorization import Factorization
 
 RL_MODULE_DIR = Path("learner_group") / "learner" / "rl_module"
 COORDINATORS = ("capa", "propose")

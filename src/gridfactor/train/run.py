@@ -34,7 +34,7 @@ import numpy as np
 
 from gridfactor.envs.split import count_chronics, make_split
 from gridfactor.errors import UserError
-from gridfactor.factorize.structure import Factorization
+from gridfactor.factorization import Factorization
 from gridfactor.parallel import ParallelConfig, init_ray
 from gridfactor.progress import Phase, timed
 from gridfactor.runs import prepare_run_dir, save_figure, write_csv, write_json
