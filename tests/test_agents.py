@@ -34,7 +34,7 @@ def case14_factorization(env, groups=GROUPS, env_name=ENV) -> Factorization:
 
 @pytest.fixture(scope="module")
 def g2env():
-    from gridfactor.envs.decision import make_grid2op_env
+    from gridfactor.envs.grid2op_env import make_grid2op_env
 
     env = make_grid2op_env(ENV, cache=False)
     yield env
@@ -244,7 +244,7 @@ def test_agents_never_pick_actions_of_substations_in_cooldown():
     from gridfactor.agents.cluster import centralized_factorization
     from gridfactor.agents.expert import COOLDOWN, FEASIBLE, ILLEGAL, best_by_simulation
     from gridfactor.agents.frame import frame_for
-    from gridfactor.envs.decision import make_grid2op_env
+    from gridfactor.envs.grid2op_env import make_grid2op_env
     from gridfactor.train.policy import TrainedAgent
 
     env = make_grid2op_env(ENV, cache=False)

@@ -10,7 +10,7 @@ import numpy as np
 
 def test_a_split_substation_is_put_back_only_when_safe_and_not_cooling():
     from gridfactor.agents.expert import Recovery
-    from gridfactor.envs.decision import make_grid2op_env
+    from gridfactor.envs.grid2op_env import make_grid2op_env
     from gridfactor.evaluate.agents import unitary_topology_actions, unitary_topology_subs
 
     warnings.filterwarnings("ignore")

@@ -10,7 +10,7 @@ import pytest
 
 
 def _grid(env_name: str):
-    from gridfactor.envs.decision import make_grid2op_env
+    from gridfactor.envs.grid2op_env import make_grid2op_env
     from gridfactor.evaluate.agents import (
         playable_actions,
         unitary_topology_actions,

@@ -103,7 +103,7 @@ def ray_session():
 
 @pytest.fixture(scope="module")
 def fact_path(tmp_path_factory):
-    from gridfactor.envs.decision import make_grid2op_env
+    from gridfactor.envs.grid2op_env import make_grid2op_env
     from tests.test_agents import case14_factorization
 
     env = make_grid2op_env(ENV, cache=False)
@@ -138,7 +138,7 @@ def test_bad_inputs(tmp_path, fact_path):
 
 
 def test_train_distributed_resume_and_act(tmp_path, fact_path, ray_session, rllib_results):
-    from gridfactor.envs.decision import make_grid2op_env
+    from gridfactor.envs.grid2op_env import make_grid2op_env
     from gridfactor.train.policy import load_trained_agent
 
     out = tmp_path / "dist"

@@ -242,7 +242,7 @@ def run_chunk(chunk: Chunk) -> list[dict[str, Any]]:
 
 
 def _split(env_name: str, validation_fraction: float) -> dict[str, Any]:
-    from gridfactor.envs.decision import make_grid2op_env
+    from gridfactor.envs.grid2op_env import make_grid2op_env
     from gridfactor.envs.split import count_chronics, make_split
 
     g2env = make_grid2op_env(env_name, cache=False)
@@ -264,7 +264,7 @@ def demonstrate(
     import pyarrow.parquet as pq
 
     from gridfactor.agents.cluster import check_factorization_for_env
-    from gridfactor.envs.decision import make_grid2op_env
+    from gridfactor.envs.grid2op_env import make_grid2op_env
     from gridfactor.factorization import Factorization
 
     config.validate()

@@ -34,7 +34,7 @@ from ray.rllib.env.multi_agent_env import MultiAgentEnv
 
 from gridfactor.agents.cluster import centralized_factorization, check_factorization_for_env
 from gridfactor.agents.frame import DecisionFrame
-from gridfactor.envs.grid2op_env import reset_env
+from gridfactor.envs.grid2op_env import make_grid2op_env, reset_env
 from gridfactor.envs.split import count_chronics
 from gridfactor.errors import UserError
 from gridfactor.factorization import Factorization
@@ -74,40 +74,6 @@ class DecisionEnvConfig:
     seed: int = 0
     action_sets: dict[str, list[list[int]]] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
-
-
-def reward_class(name: str) -> type:
-    import grid2op.Reward as rewards
-
-    cls = getattr(rewards, name, None)
-    if not isinstance(cls, type):
-        choices = sorted(n for n in dir(rewards) if n.endswith("Reward") and n != "BaseReward")
-        raise UserError(f"unknown grid2op reward {name!r}; choose one of {', '.join(choices)}")
-    return cls
-
-
-def make_grid2op_env(
-    env_name: str, reward: str = "CloseToOverflowReward", *, cache: bool = True
-) -> Any:
-    """The grid2op env (LightSimBackend) with the given reward class.
-
-    With ``cache`` the chronics are kept in memory (:class:`FastForwardChronics`): a reset
-    then no longer re-reads the compressed CSV files, which otherwise dominates short
-    episodes, and jumps to its start time step at once.
-    """
-    from gridfactor.envs.grid2op_env import make_env
-
-    if not cache:
-        return make_env(env_name, reward_class=reward_class(reward))
-    from gridfactor.envs.chronics import FastForwardChronics
-
-    env = make_env(env_name, reward_class=reward_class(reward), chronics_class=FastForwardChronics)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        # the default filter caches only the first chronic: cache them all
-        env.chronics_handler.real_data.set_filter(lambda path: True)
-        env.chronics_handler.reset()
-    return env
 
 
 def factorization_of(config: DecisionEnvConfig, env: Any) -> Factorization:

@@ -184,6 +184,38 @@ def make_env(name: str, *, backend: str = "lightsim", **kwargs: Any) -> Any:
         return grid2op.make(name, test=True, backend=backend_obj, **kwargs)
 
 
+def reward_class(name: str) -> type:
+    import grid2op.Reward as rewards
+
+    cls = getattr(rewards, name, None)
+    if not isinstance(cls, type):
+        choices = sorted(n for n in dir(rewards) if n.endswith("Reward") and n != "BaseReward")
+        raise UserError(f"unknown grid2op reward {name!r}; choose one of {', '.join(choices)}")
+    return cls
+
+
+def make_grid2op_env(
+    env_name: str, reward: str = "CloseToOverflowReward", *, cache: bool = True
+) -> Any:
+    """The grid2op env (LightSimBackend) with the given reward class.
+
+    With ``cache`` the chronics are kept in memory (:class:`FastForwardChronics`): a reset
+    then no longer re-reads the compressed CSV files, which otherwise dominates short
+    episodes, and jumps to its start time step at once.
+    """
+    if not cache:
+        return make_env(env_name, reward_class=reward_class(reward))
+    from gridfactor.envs.chronics import FastForwardChronics
+
+    env = make_env(env_name, reward_class=reward_class(reward), chronics_class=FastForwardChronics)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        # the default filter caches only the first chronic: cache them all
+        env.chronics_handler.real_data.set_filter(lambda path: True)
+        env.chronics_handler.reset()
+    return env
+
+
 # Per worker process: (env name, backend) -> env. Making a Grid2Op env costs ~1-3 s, far
 # more than an episode (~40 ms), so a worker builds it once and reuses it.
 ENV_CACHE: dict[tuple[str, str], Any] = {}

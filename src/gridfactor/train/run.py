@@ -334,8 +334,11 @@ def train(config: TrainConfig) -> Path:
 
     config.validate()
     warnings.filterwarnings("ignore")
-    from gridfactor.envs.decision import make_grid2op_env
-    from gridfactor.envs.grid2op_env import AGENT_ACTION_TYPES, check_action_support
+    from gridfactor.envs.grid2op_env import (
+        AGENT_ACTION_TYPES,
+        check_action_support,
+        make_grid2op_env,
+    )
 
     check_action_support(config.env_name, AGENT_ACTION_TYPES["trained"], "gridfactor train")
 
