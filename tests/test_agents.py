@@ -105,7 +105,7 @@ def test_build_agents(g2env):
 
 
 def test_factorization_env_mismatch(g2env):
-    from gridfactor.envs.decision import DecisionEnv
+    from gridfactor.agents.decision_env import DecisionEnv
 
     fact = case14_factorization(g2env, env_name="l2rpn_case14_sandbox")
     with pytest.raises(UserError, match="made for env"):
@@ -116,7 +116,7 @@ def test_decision_env_api_and_turns(g2env):
     from ray.rllib.env.multi_agent_env import MultiAgentEnv
     from ray.rllib.utils.pre_checks.env import check_multiagent_environments
 
-    from gridfactor.envs.decision import DecisionEnv
+    from gridfactor.agents.decision_env import DecisionEnv
 
     fact = case14_factorization(g2env)
     env = DecisionEnv(

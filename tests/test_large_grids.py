@@ -21,7 +21,7 @@ def test_decision_env_survives_an_attack_that_outlives_its_episode():
     """Regression: an opponent attack that outlived an episode made the reset to chronic 0
     step 159 (the 12th episode here) end in a game over ("environment is not initialized"),
     which killed training; reset_env resets the opponent first."""
-    from gridfactor.envs.decision import DecisionEnv, DecisionEnvConfig
+    from gridfactor.agents.decision_env import DecisionEnv, DecisionEnvConfig
 
     config = DecisionEnvConfig(
         env_name=ENV,

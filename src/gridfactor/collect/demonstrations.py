@@ -1,6 +1,6 @@
 """Expert demonstrations in the zones' decision frame (``gridfactor demonstrate``).
 
-The zone expert plays the decision env (:class:`gridfactor.envs.decision.DecisionEnv`) on the
+The zone expert plays the decision env (:class:`gridfactor.agents.decision_env.DecisionEnv`) on the
 *training* chronics of the train/validation split (never the held-out ones): at every
 decision the CAPA-chosen zone agent's candidate actions (do nothing + the unitary topology
 actions of its substations) are simulated one step ahead and the one with the lowest max rho
@@ -121,7 +121,7 @@ _ENVS: dict[str, Any] = {}
 
 def _decision_env(chunk: Chunk) -> Any:
     """One decision env per worker process and settings (building one takes seconds)."""
-    from gridfactor.envs.decision import DecisionEnv, DecisionEnvConfig
+    from gridfactor.agents.decision_env import DecisionEnv, DecisionEnvConfig
 
     c = chunk.config
     key = json.dumps([c.env_name, c.factorization, c.danger, c.episode_steps, chunk.split])

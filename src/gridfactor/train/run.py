@@ -142,7 +142,7 @@ def build_algo_config(cfg: TrainConfig, env_config: dict[str, Any], spaces: dict
     from ray.rllib.core.rl_module.multi_rl_module import MultiRLModuleSpec
     from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 
-    from gridfactor.envs.decision import DecisionEnv
+    from gridfactor.agents.decision_env import DecisionEnv
     from gridfactor.progress import quiet_libraries
     from gridfactor.train.anchor import ANCHOR_COEFF, AnchoredPPOLearner
     from gridfactor.train.callbacks import DecisionMetricsCallback
@@ -330,7 +330,7 @@ def train(config: TrainConfig) -> Path:
     """Train the agents of ``config``; returns the run directory (see the module docs)."""
     import pandas as pd
 
-    from gridfactor.envs.decision import DecisionEnv, DecisionEnvConfig
+    from gridfactor.agents.decision_env import DecisionEnv, DecisionEnvConfig
 
     config.validate()
     warnings.filterwarnings("ignore")
