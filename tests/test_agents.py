@@ -159,9 +159,9 @@ def test_decision_env_api_and_turns(g2env):
 def test_decision_frames_are_built_once_per_process_and_action_space():
     """An evaluation with --score switches an agent between its own env and grid2op
     Runner's: the frames (every unitary action of the zones) must not be rebuilt."""
+    from gridfactor.agents.baselines import ZoneExpertAgent
     from gridfactor.agents.frame import frame_for
     from gridfactor.envs.grid2op_env import make_env
-    from gridfactor.evaluate.agents import ZoneExpertAgent
 
     env_a, env_b = make_env(ENV), make_env(ENV)
     fact = case14_factorization(env_a)
@@ -179,8 +179,8 @@ def test_agents_play_topology_actions_without_out_lines_ends(g2env):
     same actions as enumerated ask grid2op to reconnect both lines, which it refuses (one
     line status change per step; checked, so the situation is real); the full expert's
     candidates get the same treatment."""
+    from gridfactor.agents.baselines import playable_actions, unitary_topology_actions
     from gridfactor.agents.frame import DecisionFrame
-    from gridfactor.evaluate.agents import playable_actions, unitary_topology_actions
 
     def illegal(obs, actions):
         return sum(bool(obs.simulate(a)[3]["is_illegal"]) for a in actions)
@@ -244,8 +244,8 @@ def test_agents_never_pick_actions_of_substations_in_cooldown():
     from gridfactor.agents.cluster import centralized_factorization
     from gridfactor.agents.expert import COOLDOWN, FEASIBLE, ILLEGAL, best_by_simulation
     from gridfactor.agents.frame import frame_for
+    from gridfactor.agents.trained import TrainedAgent
     from gridfactor.envs.grid2op_env import make_grid2op_env
-    from gridfactor.train.policy import TrainedAgent
 
     env = make_grid2op_env(ENV, cache=False)
     params = env.parameters
@@ -313,7 +313,7 @@ def test_zones_propose_and_the_best_simulated_proposal_is_played(g2env):
     lowest simulated max rho is played, though CAPA hands the decision to another zone."""
     from gridfactor.agents.expert import best_by_simulation
     from gridfactor.agents.frame import frame_for
-    from gridfactor.train.policy import TrainedAgent
+    from gridfactor.agents.trained import TrainedAgent
 
     fact = case14_factorization(g2env)
     frame = frame_for(fact, g2env)

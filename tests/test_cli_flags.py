@@ -110,7 +110,7 @@ def trained_run(tmp_path_factory) -> Path:
 
 @pytest.mark.slow  # CI budget: the long variant of a path CI runs elsewhere
 def test_evaluate_run_at_the_checkpoint_asked_for(trained_run, tmp_path):
-    from gridfactor.train.policy import load_trained_agent
+    from gridfactor.agents.trained import load_trained_agent
 
     run = tmp_path / "central"
     shutil.copytree(trained_run, run)

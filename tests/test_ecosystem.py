@@ -18,11 +18,11 @@ import pandas as pd
 import pytest
 
 import gridfactor
+from gridfactor.agents.grid2op_agent import GridfactorAgent, load_agent
 from gridfactor.collect.demonstrations import DEMONSTRATION_VERSION
 from gridfactor.envs.grid2op_env import env_data_dir, make_env
 from gridfactor.errors import UserError
 from gridfactor.evaluate import EvalConfig, evaluate
-from gridfactor.evaluate.grid2op_agent import GridfactorAgent, load_agent
 from gridfactor.parallel import ParallelConfig
 from tests.conftest import assert_user_error, run_cli
 
@@ -189,7 +189,7 @@ def test_dagger_round_the_policy_plays_and_the_expert_labels(trained_run, tmp_pa
     """`demonstrate --policy RUN`: the run's greedy policy plays every decision (the played
     action is its most likely one on the recorded observation, or do nothing when that one
     is cooling), the expert labels; `train` then learns from both demonstration runs."""
-    from gridfactor.train.policy import load_trained_agent
+    from gridfactor.agents.trained import load_trained_agent
 
     fact = trained_run / "factorization.json"
     args = ["demonstrate", "--factorization", str(fact), "--env", ENV14, "--episodes", "2"]
@@ -245,7 +245,7 @@ def test_ppo_anchored_to_the_imitation_stays_near_it(tmp_path):
     """`train --anchor`: with a strong KL anchor to the cloned policies, PPO at a high
     learning rate stays near the clone on the demonstrated states; without it the same PPO
     moves at least 10 times as far (the anchor is what holds it)."""
-    from gridfactor.train.policy import load_trained_agent
+    from gridfactor.agents.trained import load_trained_agent
     from tests.test_agents import case14_factorization
 
     env = make_env(ENV14)
@@ -328,8 +328,8 @@ def test_export_runs_in_grid2op_runner_like_evaluation(trained_run: Path, tmp_pa
     """The exported agent, run by grid2op's Runner in a fresh interpreter without Ray and
     without the run directory, survives exactly as long as gridfactor's evaluation of the
     run on every scenario; its TorchScript policies give the RLModules' logits exactly."""
-    from gridfactor.export import load_exported_agent
-    from gridfactor.train.policy import load_trained_agent
+    from gridfactor.agents.exported import load_exported_agent
+    from gridfactor.agents.trained import load_trained_agent
 
     sub = tmp_path / "submission"
     run_cli("export", str(trained_run), "--out", str(sub))

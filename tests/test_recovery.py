@@ -9,9 +9,9 @@ import numpy as np
 
 
 def test_a_split_substation_is_put_back_only_when_safe_and_not_cooling():
+    from gridfactor.agents.baselines import unitary_topology_actions, unitary_topology_subs
     from gridfactor.agents.expert import Recovery
     from gridfactor.envs.grid2op_env import make_grid2op_env
-    from gridfactor.evaluate.agents import unitary_topology_actions, unitary_topology_subs
 
     warnings.filterwarnings("ignore")
     env = make_grid2op_env("rte_case14_realistic", cache=False)

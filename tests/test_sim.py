@@ -10,12 +10,12 @@ import pytest
 
 
 def _grid(env_name: str):
-    from gridfactor.envs.grid2op_env import make_grid2op_env
-    from gridfactor.evaluate.agents import (
+    from gridfactor.agents.baselines import (
         playable_actions,
         unitary_topology_actions,
         unitary_topology_subs,
     )
+    from gridfactor.envs.grid2op_env import make_grid2op_env
 
     warnings.filterwarnings("ignore")
     env = make_grid2op_env(env_name)

@@ -138,8 +138,8 @@ def test_bad_inputs(tmp_path, fact_path):
 
 
 def test_train_distributed_resume_and_act(tmp_path, fact_path, ray_session, rllib_results):
+    from gridfactor.agents.trained import load_trained_agent
     from gridfactor.envs.grid2op_env import make_grid2op_env
-    from gridfactor.train.policy import load_trained_agent
 
     out = tmp_path / "dist"
     cfg = TrainConfig(factorization_path=str(fact_path), timesteps=100, out=str(out), **TINY)
@@ -240,7 +240,7 @@ def test_train_distributed_resume_and_act(tmp_path, fact_path, ray_session, rlli
 
 
 def test_train_centralized(tmp_path, ray_session, rllib_results):
-    from gridfactor.train.policy import load_trained_agent
+    from gridfactor.agents.trained import load_trained_agent
 
     run_dir = train(TrainConfig(centralized=True, timesteps=100, out=str(tmp_path), **TINY))
     metrics = check_metrics(run_dir, rllib_results, ["cluster_0"], TINY["train_batch_size"])

@@ -94,7 +94,7 @@ def evaluate_cmd(
     """Evaluate trained runs and baselines on the same seeded held-out scenarios."""
     import pandas as pd
 
-    from gridfactor.evaluate.agents import parse_agent_names
+    from gridfactor.agents.baselines import parse_agent_names
     from gridfactor.evaluate.report import console_table
     from gridfactor.evaluate.runner import EvalConfig, evaluate
     from gridfactor.evaluate.scenarios import parse_chronics, parse_guards, parse_window

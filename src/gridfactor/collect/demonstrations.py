@@ -151,7 +151,7 @@ _POLICIES: dict[str, Any] = {}
 
 def _policy(run_dir: str) -> Any:
     """The trained agent of ``run_dir``, loaded once per worker process."""
-    from gridfactor.train.policy import load_trained_agent
+    from gridfactor.agents.trained import load_trained_agent
 
     if run_dir not in _POLICIES:
         _POLICIES.clear()

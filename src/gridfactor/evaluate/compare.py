@@ -36,8 +36,8 @@ from typing import Any
 
 import pandas as pd
 
+from gridfactor.agents.baselines import BASELINES
 from gridfactor.errors import UserError
-from gridfactor.evaluate.agents import BASELINES
 from gridfactor.evaluate.report import console_table, markdown_table, paired_markdown
 from gridfactor.evaluate.runner import DEFAULT_ENV, EvalConfig, evaluate
 from gridfactor.factorization import Factorization

@@ -31,16 +31,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from gridfactor.agents.external import AgentError, Grid2opAgent
-from gridfactor.envs.grid2op_env import check_agents_support, reset_env
-from gridfactor.errors import UserError
-from gridfactor.evaluate.agents import (
+from gridfactor.agents.baselines import (
     BASELINES,
     RECOVERY_SAFE_RHO,
     ZONE_BASELINES,
     Agent,
     make_baseline,
 )
+from gridfactor.agents.external import AgentError, Grid2opAgent
+from gridfactor.envs.grid2op_env import check_agents_support, reset_env
+from gridfactor.errors import UserError
 from gridfactor.evaluate.scenarios import (
     HeldOut,
     Scenario,
@@ -153,7 +153,7 @@ def _load_trained(
 ) -> Any:
     key = (run_dir, checkpoint, guard, coordinator)
     if key not in _TRAINED:
-        from gridfactor.train.policy import load_trained_agent
+        from gridfactor.agents.trained import load_trained_agent
 
         _TRAINED[key] = load_trained_agent(run_dir, checkpoint, guard, coordinator)
     return _TRAINED[key]
@@ -306,7 +306,7 @@ def _grid2op_episode(task: EpisodeTask) -> dict[str, Any]:
         extra["score"], steps = score_episode(task.score, out, task.env_name, sc, agent, scratch)
         extra["scorer"] = task.score
     else:
-        from gridfactor.evaluate.grid2op_agent import GridfactorAgent
+        from gridfactor.agents.grid2op_agent import GridfactorAgent
 
         env = _env(task.env_name)
         steps = grid2op_runs.play(env, GridfactorAgent(agent, env.action_space), sc, scratch)
@@ -361,7 +361,7 @@ def resolve(config: EvalConfig) -> tuple[str, list[AgentSpec], HeldOut, list[dic
             raise UserError(f"unknown agent {name!r}; choose among {', '.join(BASELINES)}")
     if any(g < 0 for g in config.guards) or not config.guards:
         raise UserError(f"--guard takes sizes >= 0 (0 = pure policy), got {config.guards}")
-    from gridfactor.train.policy import COORDINATORS
+    from gridfactor.agents.trained import COORDINATORS
 
     unknown = [c for c in config.coordinators if c not in COORDINATORS]
     if unknown or not config.coordinators:

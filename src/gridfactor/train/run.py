@@ -32,13 +32,13 @@ from typing import Any
 
 import numpy as np
 
+from gridfactor.agents.trained import CHECKPOINTS, LATEST, latest_checkpoint
 from gridfactor.envs.split import count_chronics, make_split
 from gridfactor.errors import UserError
 from gridfactor.factorization import Factorization
 from gridfactor.parallel import ParallelConfig, init_ray
 from gridfactor.progress import Phase, timed
 from gridfactor.runs import prepare_run_dir, save_figure, write_csv, write_json
-from gridfactor.train.policy import CHECKPOINTS, LATEST, latest_checkpoint
 
 STATE_FILE = "gridfactor_state.json"
 KEEP_PERIODIC = 3
@@ -411,10 +411,10 @@ def _imitation_inputs(
 ) -> tuple[Any, dict[str, list[list[int]]]]:
     """Load and check the demonstrations; reduce (or keep) the action sets, save them."""
     from gridfactor.agents.cluster import build_agents
+    from gridfactor.agents.trained import ACTION_SETS_FILE
     from gridfactor.collect.demonstrations import combine_demonstrations, load_demonstrations
     from gridfactor.envs.grid2op_env import env_data_dir
     from gridfactor.train.imitation import reduce_action_sets
-    from gridfactor.train.policy import ACTION_SETS_FILE
 
     loaded = []
     for path in config.demonstrations:
@@ -520,7 +520,7 @@ def _imitate(
 
 def _set_anchors(algo: Any, imitation: Path, agents: list[str]) -> None:
     """Freeze the imitation policies as the PPO anchors (also on resume)."""
-    from gridfactor.train.policy import RL_MODULE_DIR
+    from gridfactor.agents.trained import RL_MODULE_DIR
 
     module_dir = str((imitation / RL_MODULE_DIR).resolve())
     (loaded,) = algo.learner_group.foreach_learner(lambda learner: learner.set_anchors(module_dir))

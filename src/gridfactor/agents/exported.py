@@ -94,7 +94,7 @@ def export_run(
     """
     import torch
 
-    from gridfactor.train.policy import ACTION_SETS_FILE, load_trained_agent
+    from gridfactor.agents.trained import ACTION_SETS_FILE, load_trained_agent
 
     run_dir, out = Path(run_dir), Path(out)
     if guard < 0:
@@ -144,8 +144,8 @@ def load_exported_agent(folder: str | Path, guard: int | None = None) -> Any:
 
     guard: None = the guard recorded at export time.
     """
+    from gridfactor.agents.trained import TrainedAgent, load_action_sets
     from gridfactor.factorization import Factorization
-    from gridfactor.train.policy import TrainedAgent, load_action_sets
 
     folder = Path(folder)
     manifest = json.loads((folder / EXPORT_MANIFEST).read_text())

@@ -14,9 +14,9 @@ from typing import Any
 
 from grid2op.Agent import BaseAgent
 
+from gridfactor.agents.baselines import BASELINES, Agent, make_baseline
+from gridfactor.agents.exported import EXPORT_MANIFEST, load_exported_agent
 from gridfactor.errors import UserError
-from gridfactor.evaluate.agents import BASELINES, Agent, make_baseline
-from gridfactor.export import EXPORT_MANIFEST, load_exported_agent
 
 
 class ActionSpaceEnv:
@@ -133,7 +133,7 @@ def load_agent(
     if (path / EXPORT_MANIFEST).is_file():
         inner = load_exported_agent(path, guard=guard)
     elif (path / "config.json").is_file():
-        from gridfactor.train.policy import load_trained_agent
+        from gridfactor.agents.trained import load_trained_agent
 
         inner = load_trained_agent(path, checkpoint, guard=guard or 0)
     else:

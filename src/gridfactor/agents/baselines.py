@@ -1,7 +1,7 @@
 """Baseline agents sharing one tiny interface with the trained agents.
 
 Every agent has a ``name`` and ``act(obs, env) -> grid2op action``; the evaluation loop needs
-nothing else, so trained agents (:func:`gridfactor.train.policy.load_trained_agent`) and the
+nothing else, so trained agents (:func:`gridfactor.agents.trained.load_trained_agent`) and the
 baselines below are interchangeable.
 
 Baselines (``--agents`` names):
