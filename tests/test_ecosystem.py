@@ -19,7 +19,7 @@ import pytest
 
 import gridfactor
 from gridfactor.agents.grid2op_agent import GridfactorAgent, load_agent
-from gridfactor.collect.demonstrations import DEMONSTRATION_VERSION
+from gridfactor.demonstrate.demonstrations import DEMONSTRATION_VERSION
 from gridfactor.envs.grid2op_env import env_data_dir, make_env
 from gridfactor.errors import UserError
 from gridfactor.evaluate import EvalConfig, evaluate

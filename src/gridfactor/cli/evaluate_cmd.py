@@ -182,7 +182,7 @@ def compare_cmd(
     overwrite: bool = OVERWRITE,
 ) -> None:
     """factorize -> demonstrate -> imitate + PPO (distributed, centralized) -> evaluate."""
-    from gridfactor.evaluate.compare import CompareConfig, compare
+    from gridfactor.experiments.compare import CompareConfig, compare
     from gridfactor.parallel import ParallelConfig
 
     overrides = {

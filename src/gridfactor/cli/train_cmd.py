@@ -140,7 +140,7 @@ def demonstrate_command(
     """Record the zone expert's decisions on the training chronics (for imitation)."""
     import json
 
-    from gridfactor.collect.demonstrations import DemonstrateConfig, demonstrate
+    from gridfactor.demonstrate.demonstrations import DemonstrateConfig, demonstrate
     from gridfactor.envs.grid2op_env import AGENT_ACTION_TYPES, check_action_support
     from gridfactor.factorization import Factorization
     from gridfactor.parallel import ParallelConfig

@@ -1,5 +1,5 @@
-"""Evaluation of trained agents and baselines on held-out scenarios, and the end-to-end
-``compare`` experiment."""
+"""Evaluation of trained agents and baselines on held-out scenarios (the end-to-end
+``compare`` experiment is in :mod:`gridfactor.experiments`)."""
 
 from gridfactor.agents.baselines import BASELINES, Agent, make_baseline, parse_agent_names
 from gridfactor.evaluate.runner import DEFAULT_ENV, EvalConfig, evaluate, run_episode

@@ -412,7 +412,7 @@ def _imitation_inputs(
     """Load and check the demonstrations; reduce (or keep) the action sets, save them."""
     from gridfactor.agents.cluster import build_agents
     from gridfactor.agents.trained import ACTION_SETS_FILE
-    from gridfactor.collect.demonstrations import combine_demonstrations, load_demonstrations
+    from gridfactor.demonstrate.demonstrations import combine_demonstrations, load_demonstrations
     from gridfactor.envs.grid2op_env import env_data_dir
     from gridfactor.train.imitation import reduce_action_sets
 

@@ -331,7 +331,7 @@ def _demonstrate(
 ) -> None:
     """The expert's demonstrations; with ``policy``, DAgger round ``round_`` (its own
     episodes: seed + round)."""
-    from gridfactor.collect.demonstrations import DemonstrateConfig, demonstrate
+    from gridfactor.demonstrate.demonstrations import DemonstrateConfig, demonstrate
 
     demonstrate(
         DemonstrateConfig(
