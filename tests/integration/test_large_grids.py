@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from tests.conftest import run_cli
+from tests.helpers import DATA, run_cli
 
 ENV = "l2rpn_wcci_2022"  # grid2op's alias of its l2rpn_wcci_2022_dev test data
 # `gridfactor factorize --env l2rpn_wcci_2022_dev --n-episodes 5 --max-steps 10
 #  --n-samples 2000 --seed 0`: 7 clusters with actions, 57 substations
-FACTORIZATION = Path(__file__).parent / "data" / "wcci_2022_factorization.json"
+FACTORIZATION = DATA / "wcci_2022_factorization.json"
 
 
 def test_decision_env_survives_an_attack_that_outlives_its_episode():

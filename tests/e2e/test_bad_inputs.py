@@ -8,10 +8,7 @@ must be refused before any work starts (checked after every case).
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -19,27 +16,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gridfactor.cli.main import main
-from tests.conftest import assert_user_error, run_cli
+from tests.helpers import DATA, assert_user_error, run_cli, run_main
 
 N_LINE, N_SUB = 20, 14  # rte_case14_realistic (train's default env)
-
-
-def run_main(*args: str) -> subprocess.CompletedProcess:
-    """Run ``gridfactor ARGS`` in this process; returns what a subprocess would give."""
-    stdout, stderr = io.StringIO(), io.StringIO()
-    argv = sys.argv
-    sys.argv = ["gridfactor", *args]
-    code = 0
-    try:
-        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
-            try:
-                main()
-            except SystemExit as exc:  # typer/click always exit through SystemExit
-                code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    finally:
-        sys.argv = argv
-    return subprocess.CompletedProcess(args, code, stdout.getvalue(), stderr.getvalue())
 
 
 @pytest.fixture(autouse=True)
@@ -328,7 +307,7 @@ def test_env_without_topology_actions_real_executable_starts_no_ray(tmp_path, mo
 def test_compare_checks_given_zones_and_scorer_before_any_stage(tmp_path, extra, fragments):
     """`compare --factorization/--score` fail in one line before the first stage, not an
     hour later at the evaluation."""
-    data = Path(__file__).parent / "data"
+    data = DATA
     extra = [a.format(data=data, tmp=tmp_path) for a in extra]
     out = tmp_path / "out"
     assert_user_error(run_main("compare", *extra, "--out", str(out)), *fragments)

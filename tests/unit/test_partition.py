@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,9 +12,7 @@ from sklearn.metrics import adjusted_rand_score
 
 from gridfactor.factorization import clusters_from_adjacency
 from gridfactor.factorize.partition import METHODS, ZonePartitioner, ZoneScore, score_zones
-from tests.conftest import assert_user_error
-
-DATA = Path(__file__).parent / "data"
+from tests.helpers import DATA, assert_user_error
 
 
 def blocks_matrix(sizes, *, rng, strength=1.0, noise=0.01):

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.conftest import assert_user_error, run_cli
+from tests.helpers import assert_user_error, run_cli
 
 ENV5 = "rte_case5_example"  # do-nothing fails within ~100 steps on its held-out chronics
 

@@ -12,24 +12,9 @@ import pytest
 from gridfactor.agents.cluster import build_agents, centralized_factorization
 from gridfactor.agents.high_level import HighLevelRules
 from gridfactor.errors import UserError
-from gridfactor.factorization import Cluster, Factorization
+from tests.helpers import case14_factorization
 
 ENV = "rte_case14_realistic"
-GROUPS = [(0, 1, 4), (2, 3, 5, 6, 7, 8), (9, 10, 11, 12, 13)]
-
-
-def case14_factorization(env, groups=GROUPS, env_name=ENV) -> Factorization:
-    """Hand-written grid factorization: substation groups, lines by origin substation."""
-    or_sub = np.asarray(env.line_or_to_subid)
-    clusters = [
-        Cluster(tuple(int(x) for x in np.flatnonzero(np.isin(or_sub, g))), tuple(g)) for g in groups
-    ]
-    return Factorization(
-        [str(n) for n in env.name_line],
-        [str(n) for n in env.name_sub],
-        clusters,
-        {"env_name": env_name},
-    )
 
 
 @pytest.fixture(scope="module")

@@ -1,9 +1,9 @@
 """Faults: a Ray worker killed mid-computation (MI, collection), a command killed with SIGKILL.
 
 (c) "same seed -> bit-identical data, MI and factorization" is covered elsewhere:
-tests/test_collect.py (dataset bytes, any workers/chunking, Ctrl-C + resume),
-tests/test_mi.py (Ray == in-process MI), tests/test_grid_factorize.py (same command twice),
-tests/test_ray_cluster.py (cluster == in-process).
+tests/integration/test_collect.py (dataset bytes, any workers/chunking, Ctrl-C + resume),
+tests/unit/test_mi.py (Ray == in-process MI), tests/e2e/test_grid_factorize.py (same command twice),
+tests/e2e/test_ray_cluster.py (cluster == in-process).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 
 from gridfactor.parallel import ParallelConfig
-from tests.conftest import busy_ray_workers, run_cli, task_starts
+from tests.helpers import busy_ray_workers, run_cli, task_starts
 
 T = TypeVar("T")
 # Where the SIGKILL tests kill: set GRIDFACTOR_KILL_SEED to replay another point.

@@ -18,7 +18,7 @@ from sklearn.metrics import adjusted_rand_score
 
 from gridfactor.errors import UserError
 from gridfactor.factorization import Factorization
-from tests.conftest import assert_user_error, run_cli
+from tests.helpers import assert_user_error, run_cli
 
 ENV5 = "rte_case5_example"  # 20 chronics; gridfactor train holds out 16-19
 CHRONIC_STEPS = 2016  # every rte_case5_example chronic: 7 days at 5 minutes
@@ -95,25 +95,12 @@ def test_check_held_out_and_window_errors():
 # ------------------------------------------------------------------ evaluate --run --checkpoint
 
 
-@pytest.fixture(scope="module")
-def trained_run(tmp_path_factory) -> Path:
-    """A tiny centralized PPO run on rte_case5_example: 2 iterations, a checkpoint each."""
-    run = tmp_path_factory.mktemp("train") / "central"
-    run_cli(
-        *("train", "--centralized", "--env", ENV5, "--timesteps", "100"),
-        *("--train-batch-size", "50", "--minibatch-size", "50", "--num-epochs", "1"),
-        *("--episode-steps", "50", "--checkpoint-every", "1", "--out", str(run)),
-        timeout=900,  # the subprocess is killed (and the test fails) if training hangs
-    )
-    return run
-
-
 @pytest.mark.slow  # CI budget: the long variant of a path CI runs elsewhere
-def test_evaluate_run_at_the_checkpoint_asked_for(trained_run, tmp_path):
+def test_evaluate_run_at_the_checkpoint_asked_for(central_run, tmp_path):
     from gridfactor.agents.trained import load_trained_agent
 
     run = tmp_path / "central"
-    shutil.copytree(trained_run, run)
+    shutil.copytree(central_run, run)
     checkpoints = run / "checkpoints"
     names = sorted(p.name for p in checkpoints.iterdir() if p.is_dir())
     assert names == ["final", "iter_000001", "iter_000002"]

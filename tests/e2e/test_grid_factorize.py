@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from gridfactor.cli.main import app, register_commands
 from gridfactor.errors import UserError
 from gridfactor.factorization import Factorization
-from tests.conftest import stamps
+from tests.helpers import stamps
 
 warnings.filterwarnings("ignore")
 register_commands()

@@ -33,7 +33,7 @@ from gridfactor.envs.grid2op_env import (
 )
 from gridfactor.errors import UserError
 from gridfactor.parallel import ParallelConfig
-from tests.conftest import run_cli
+from tests.helpers import run_cli, run_main
 
 warnings.filterwarnings("ignore")
 IN_PROCESS = ParallelConfig(workers=1)
@@ -180,8 +180,6 @@ def test_counters_when_a_rule_refuses_every_action_are_exact(tmp_path):
 
 def test_factorize_refuses_when_grid2op_refused_the_actions(tmp_path):
     """The CLI: collection runs, then one error line naming the substation and the cause."""
-    from tests.test_bad_inputs import run_main
-
     env_name = _sandbox_with(tmp_path, "sandbox_maxsub0", MAX_SUB_CHANGED=0)
     out = tmp_path / "run"
     proc = run_main(

@@ -12,7 +12,7 @@ from gridfactor.envs.synthetic import (
 )
 from gridfactor.errors import UserError
 from gridfactor.factorize.run import MI_FILES
-from tests.conftest import assert_user_error, stamps
+from tests.helpers import assert_user_error, stamps
 
 
 @pytest.mark.parametrize("cls", [CopyMDP, FactoredMDP])

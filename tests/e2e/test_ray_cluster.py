@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import busy_ray_workers, run_cli, task_starts
+from tests.helpers import busy_ray_workers, run_cli, task_starts
 
 RAY = Path(sys.executable).parent / "ray"
 HOST = "127.0.0.1"

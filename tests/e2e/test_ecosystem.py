@@ -24,7 +24,7 @@ from gridfactor.envs.grid2op_env import env_data_dir, make_env
 from gridfactor.errors import UserError
 from gridfactor.evaluate import EvalConfig, evaluate
 from gridfactor.parallel import ParallelConfig
-from tests.conftest import assert_user_error, run_cli
+from tests.helpers import assert_user_error, case14_factorization, run_cli
 
 ENV5 = "rte_case5_example"
 ENV14 = "rte_case14_realistic"
@@ -120,32 +120,10 @@ def test_export_bad_run(tmp_path: Path) -> None:
 # a trained run, exported and run by grid2op's Runner
 
 
-@pytest.fixture(scope="module")
-def trained_run(tmp_path_factory) -> Path:
-    """A tiny distributed run trained by the `gridfactor train` command (its CI path)."""
-    from tests.test_agents import case14_factorization
-
-    root = tmp_path_factory.mktemp("eco")
-    env = make_env(ENV14)
-    case14_factorization(env).save(root / "factorization.json")
-    env.close()
-    run = root / "run"
-    run_cli(
-        *("train", "--factorization", str(root / "factorization.json"), "--env", ENV14),
-        *("--timesteps", "100", "--train-batch-size", "100", "--minibatch-size", "50"),
-        *("--num-epochs", "1", "--episode-steps", "100", "--checkpoint-every", "1"),
-        *("--out", str(run)),
-        timeout=900,  # the subprocess is killed (and the test fails) if training hangs
-    )
-    return run
-
-
 def test_demonstrate_command_records_the_zone_expert_on_training_chronics(tmp_path):
     """`gridfactor demonstrate` end to end: decisions recorded on the training chronic only
     (chronic 0 of rte_case14_realistic; 1 is held out), each with its zone and a choice
     among the simulated candidates; the same command again loads them (nothing replayed)."""
-    from tests.test_agents import case14_factorization
-
     env = make_env(ENV14)
     case14_factorization(env).save(tmp_path / "factorization.json")
     env.close()
@@ -185,20 +163,20 @@ def test_demonstrate_command_records_the_zone_expert_on_training_chronics(tmp_pa
     assert pickle.loads(part.read_bytes())["demonstration_version"] == DEMONSTRATION_VERSION
 
 
-def test_dagger_round_the_policy_plays_and_the_expert_labels(trained_run, tmp_path):
+def test_dagger_round_the_policy_plays_and_the_expert_labels(zones_run, tmp_path):
     """`demonstrate --policy RUN`: the run's greedy policy plays every decision (the played
     action is its most likely one on the recorded observation, or do nothing when that one
     is cooling), the expert labels; `train` then learns from both demonstration runs."""
     from gridfactor.agents.trained import load_trained_agent
 
-    fact = trained_run / "factorization.json"
+    fact = zones_run / "factorization.json"
     args = ["demonstrate", "--factorization", str(fact), "--env", ENV14, "--episodes", "2"]
     args += ["--episode-steps", "60", "--workers", "1"]
     run_cli(*args, "--out", str(tmp_path / "expert"), timeout=900)
-    run_cli(*args, "--policy", str(trained_run), "--out", str(tmp_path / "dagger"), timeout=900)
+    run_cli(*args, "--policy", str(zones_run), "--out", str(tmp_path / "dagger"), timeout=900)
     frame = pd.read_parquet(tmp_path / "dagger" / "demonstrations.parquet")
     decisions = frame[frame["decider"]]
-    policy = load_trained_agent(trained_run)
+    policy = load_trained_agent(zones_run)
     env = make_env(ENV14)
     frame_of_policy = policy.bind(env)  # case14 has no substation cooldown: it never waits
     for row in decisions.itertuples():
@@ -246,8 +224,6 @@ def test_ppo_anchored_to_the_imitation_stays_near_it(tmp_path):
     learning rate stays near the clone on the demonstrated states; without it the same PPO
     moves at least 10 times as far (the anchor is what holds it)."""
     from gridfactor.agents.trained import load_trained_agent
-    from tests.test_agents import case14_factorization
-
     env = make_env(ENV14)
     case14_factorization(env).save(tmp_path / "factorization.json")
     env.close()
@@ -324,7 +300,7 @@ print(json.dumps({"steps": [int(r[3]) for r in result], "ray": "ray" in sys.modu
 """
 
 
-def test_export_runs_in_grid2op_runner_like_evaluation(trained_run: Path, tmp_path: Path) -> None:
+def test_export_runs_in_grid2op_runner_like_evaluation(zones_run: Path, tmp_path: Path) -> None:
     """The exported agent, run by grid2op's Runner in a fresh interpreter without Ray and
     without the run directory, survives exactly as long as gridfactor's evaluation of the
     run on every scenario; its TorchScript policies give the RLModules' logits exactly."""
@@ -332,11 +308,11 @@ def test_export_runs_in_grid2op_runner_like_evaluation(trained_run: Path, tmp_pa
     from gridfactor.agents.trained import load_trained_agent
 
     sub = tmp_path / "submission"
-    run_cli("export", str(trained_run), "--out", str(sub))
+    run_cli("export", str(zones_run), "--out", str(sub))
     assert (sub / "__init__.py").is_file() and (sub / "policies" / "cluster_0.pt").is_file()
     ev = evaluate(
         EvalConfig(
-            runs=(str(trained_run),),
+            runs=(str(zones_run),),
             submissions=(str(sub),),  # the export, loaded as any L2RPN submission
             agents=("do-nothing",),
             n_episodes=3,
@@ -353,15 +329,15 @@ def test_export_runs_in_grid2op_runner_like_evaluation(trained_run: Path, tmp_pa
     same = ["survived", "completed", "actions", "illegal", "distinct_actions"]
     assert exported[same].reset_index(drop=True).equals(trained[same].reset_index(drop=True))
 
-    rlmodules = load_trained_agent(trained_run)
+    rlmodules = load_trained_agent(zones_run)
     scripted = load_exported_agent(sub)
     rng = np.random.default_rng(0)
     for aid, module in rlmodules.modules.items():
         features = rng.uniform(0, 2, int(module.observation_space.shape[0])).astype(np.float32)
         assert np.array_equal(rlmodules.logits(aid, features), scripted.logits(aid, features))
 
-    away = trained_run.with_name("moved-away")
-    trained_run.rename(away)
+    away = zones_run.with_name("moved-away")
+    zones_run.rename(away)
     try:
         proc = subprocess.run(
             [sys.executable, "-c", RUNNER_SCRIPT, str(sub), str(ev / "scenarios.csv")],
@@ -370,7 +346,7 @@ def test_export_runs_in_grid2op_runner_like_evaluation(trained_run: Path, tmp_pa
             timeout=1200,
         )
     finally:
-        away.rename(trained_run)
+        away.rename(zones_run)
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert not result["ray"]

@@ -15,7 +15,7 @@ import gridfactor.train.run as train_run
 from gridfactor.envs.split import make_split
 from gridfactor.errors import UserError
 from gridfactor.train.run import TrainConfig, metrics_row, train
-from tests.conftest import fail_after
+from tests.helpers import case14_factorization, fail_after
 
 ENV = "rte_case14_realistic"
 TINY = dict(
@@ -104,8 +104,6 @@ def ray_session():
 @pytest.fixture(scope="module")
 def fact_path(tmp_path_factory):
     from gridfactor.envs.grid2op_env import make_grid2op_env
-    from tests.test_agents import case14_factorization
-
     env = make_grid2op_env(ENV, cache=False)
     path = tmp_path_factory.mktemp("fact") / "factorization.json"
     case14_factorization(env).save(path)
