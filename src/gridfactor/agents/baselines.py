@@ -33,6 +33,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from gridfactor.agents.expert import Recovery, best_by_simulation, in_cooldown
+from gridfactor.agents.high_level import DANGER
 from gridfactor.errors import UserError
 
 BASELINES = (
@@ -116,7 +117,7 @@ class ReconnectAgent:
 
     name = "reconnect"
 
-    def __init__(self, danger: float = 0.9) -> None:
+    def __init__(self, danger: float = DANGER) -> None:
         from gridfactor.agents.high_level import HighLevelRules
 
         self.rules = HighLevelRules(danger=danger)
@@ -132,7 +133,7 @@ class ExpertAgent(ReconnectAgent):
 
     name = "expert"
 
-    def __init__(self, danger: float = 0.9, safe_rho: float | None = None) -> None:
+    def __init__(self, danger: float = DANGER, safe_rho: float | None = None) -> None:
         super().__init__(danger)
         self.safe_rho = safe_rho
         self.recovery: Recovery | None = None
@@ -170,7 +171,7 @@ class ZoneExpertAgent:
     name = "expert-zone"
 
     def __init__(
-        self, factorization: Any, danger: float = 0.9, safe_rho: float | None = None
+        self, factorization: Any, danger: float = DANGER, safe_rho: float | None = None
     ) -> None:
         self.factorization = factorization
         self.danger = danger
@@ -214,7 +215,7 @@ class RandomTopologyAgent(ReconnectAgent):
 
     name = "random"
 
-    def __init__(self, danger: float = 0.9, seed: int = 0) -> None:
+    def __init__(self, danger: float = DANGER, seed: int = 0) -> None:
         super().__init__(danger)
         self.seed(seed)
 
@@ -249,7 +250,7 @@ def parse_agent_names(text: str, *, allow_empty: bool = False) -> list[str]:
 def make_baseline(
     name: str,
     *,
-    danger: float = 0.9,
+    danger: float = DANGER,
     seed: int = 0,
     factorization: Any = None,
     env_name: str | None = None,

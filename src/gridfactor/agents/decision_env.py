@@ -34,6 +34,7 @@ from ray.rllib.env.multi_agent_env import MultiAgentEnv
 
 from gridfactor.agents.cluster import centralized_factorization, check_factorization_for_env
 from gridfactor.agents.frame import DecisionFrame
+from gridfactor.agents.high_level import DANGER
 from gridfactor.envs.grid2op_env import make_grid2op_env, reset_env
 from gridfactor.envs.split import count_chronics
 from gridfactor.errors import UserError
@@ -66,7 +67,7 @@ class DecisionEnvConfig:
     env_name: str = "rte_case14_realistic"
     factorization: dict[str, Any] | None = None
     obs_mode: str = "local"
-    danger: float = 0.9
+    danger: float = DANGER
     episode_steps: int = 500
     chronics: list[int] | None = None
     start_range: tuple[float, float] = (0.0, 1.0)

@@ -16,6 +16,7 @@ from grid2op.Agent import BaseAgent
 
 from gridfactor.agents.baselines import BASELINES, Agent, make_baseline
 from gridfactor.agents.exported import EXPORT_MANIFEST, load_exported_agent
+from gridfactor.agents.high_level import DANGER
 from gridfactor.errors import UserError
 
 
@@ -97,7 +98,7 @@ def load_agent(
     env: Any,
     *,
     factorization: Any = None,
-    danger: float = 0.9,
+    danger: float = DANGER,
     seed: int = 0,
     checkpoint: str | Path | None = None,
     guard: int | None = None,

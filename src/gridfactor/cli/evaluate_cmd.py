@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from gridfactor.agents.high_level import DANGER
 from gridfactor.cli.app import app
 from gridfactor.cli.options import OVERWRITE, RAY_ADDRESS, RESUME, SEED, WORKERS
 
@@ -47,7 +48,7 @@ def evaluate_cmd(
     window: str = typer.Option(
         None, "--window", help="Held-out time window as fractions of a chronic, e.g. 0.75:1."
     ),
-    danger: float = typer.Option(0.9, "--danger", help="Baselines' rho danger threshold."),
+    danger: float = typer.Option(DANGER, "--danger", help="Baselines' rho danger threshold."),
     safe_rho: float = typer.Option(
         0.8,
         "--safe-rho",

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from gridfactor.agents.high_level import DANGER
 from gridfactor.cli.app import app
 from gridfactor.cli.options import OVERWRITE, RAY_ADDRESS, RESUME, SEED, WORKERS
 
@@ -50,7 +51,7 @@ def train_command(
         "--obs",
         help="Agent observation: local or global [default: global with --centralized, else local].",
     ),
-    danger: float = typer.Option(0.9, "--danger", help="Agents act when some rho >= danger."),
+    danger: float = typer.Option(DANGER, "--danger", help="Agents act when some rho >= danger."),
     episode_steps: int = typer.Option(500, "--episode-steps", help="Max grid2op steps/episode."),
     reward: str = typer.Option("CloseToOverflowReward", "--reward", help="grid2op reward."),
     validation_fraction: float = typer.Option(
@@ -115,7 +116,7 @@ def demonstrate_command(
     explore: float = typer.Option(
         0.3, "--explore", help="Probability of playing do-nothing instead of the expert."
     ),
-    danger: float = typer.Option(0.9, "--danger", help="Decide when some rho >= danger."),
+    danger: float = typer.Option(DANGER, "--danger", help="Decide when some rho >= danger."),
     validation_fraction: float = typer.Option(
         0.2, "--validation-fraction", help="Held-out share (never played; as in train)."
     ),

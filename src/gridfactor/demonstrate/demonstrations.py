@@ -42,6 +42,7 @@ from typing import Any
 
 import numpy as np
 
+from gridfactor.agents.high_level import DANGER
 from gridfactor.errors import UserError
 from gridfactor.parallel import ParallelConfig, parallel_map
 from gridfactor.runs import atomic_write, prepare_run_dir, write_json
@@ -78,7 +79,7 @@ class DemonstrateConfig:
     factorization: dict[str, Any]
     n_episodes: int = 100
     episode_steps: int = 288
-    danger: float = 0.9
+    danger: float = DANGER
     explore: float = 0.3
     validation_fraction: float = 0.2
     seed: int = 0

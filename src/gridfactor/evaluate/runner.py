@@ -39,6 +39,7 @@ from gridfactor.agents.baselines import (
     make_baseline,
 )
 from gridfactor.agents.external import AgentError, Grid2opAgent
+from gridfactor.agents.high_level import DANGER
 from gridfactor.envs.grid2op_env import check_agents_support, reset_env
 from gridfactor.errors import UserError
 from gridfactor.evaluate.scenarios import (
@@ -89,7 +90,7 @@ class EvalConfig:
     episode_steps: int = 288
     chronics: tuple[int, ...] | None = None
     window: tuple[float, float] | None = None
-    danger: float = 0.9
+    danger: float = DANGER
     safe_rho: float = RECOVERY_SAFE_RHO
     seed: int = 0
     checkpoint: str | None = None
@@ -112,7 +113,7 @@ class AgentSpec:
     label: str
     kind: str  # "baseline" | "run" | "submission"
     ref: str  # baseline name, run directory or submission folder
-    danger: float = 0.9
+    danger: float = DANGER
     checkpoint: str | None = None
     guard: int = 0
     factorization: dict[str, Any] | None = field(default=None, compare=False, hash=False)

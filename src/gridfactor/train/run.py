@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from gridfactor.agents.high_level import DANGER
 from gridfactor.agents.trained import CHECKPOINTS, LATEST, latest_checkpoint
 from gridfactor.envs.split import count_chronics, make_split
 from gridfactor.errors import UserError
@@ -62,7 +63,7 @@ class TrainConfig:
     imitation_epochs: int = 60
     seed: int = 0
     obs_mode: str = "local"
-    danger: float = 0.9
+    danger: float = DANGER
     episode_steps: int = 500
     reward: str = "CloseToOverflowReward"
     validation_fraction: float = 0.2
