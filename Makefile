@@ -21,6 +21,7 @@ demo: install
 
 test: install
 	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -x -q --durations=15 $(PYTEST_ARGS)
 
 bench: install

@@ -56,12 +56,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
-    from gridfactor.envs.decision import make_grid2op_env
-    from gridfactor.evaluate.agents import (
+    from gridfactor.agents.baselines import (
         playable_actions,
         unitary_topology_actions,
         unitary_topology_subs,
     )
+    from gridfactor.envs.grid2op_env import make_grid2op_env
     from gridfactor.sim import (
         COOLDOWN,
         FALLBACK_REASONS,

@@ -18,7 +18,7 @@ import warnings
 import numpy as np
 
 from gridfactor.agents.cluster import centralized_factorization
-from gridfactor.envs.decision import DecisionEnv
+from gridfactor.agents.decision_env import DecisionEnv
 
 ENV = "rte_case14_realistic"
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -63,6 +64,11 @@ def save_figure(fig: Any, path: str | os.PathLike, dpi: int = 120) -> None:
     with atomic_write(path, "wb") as fh:
         fig.savefig(fh, format="png", dpi=dpi, bbox_inches="tight")
     plt.close(fig)
+
+
+def safe_name(label: str) -> str:
+    """``label`` as a file or folder name (an agent label may hold ``/`` or ``:``)."""
+    return re.sub(r"[^A-Za-z0-9_.@-]+", "_", label)
 
 
 def write_csv(path: str | os.PathLike, frame: Any) -> None:

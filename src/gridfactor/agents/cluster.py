@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from gridfactor.errors import UserError
-from gridfactor.factorize.structure import Cluster, Factorization
+from gridfactor.factorization import Cluster, Factorization
 
 OBS_MODES = ("local", "global")
 # rho above this is clipped in observations (a line at 3x its limit is beyond saving anyway)

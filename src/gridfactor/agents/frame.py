@@ -16,9 +16,9 @@ import numpy as np
 
 from gridfactor.agents.cluster import ClusterAgent, ObservationEncoder, build_agents
 from gridfactor.agents.expert import in_cooldown
-from gridfactor.agents.high_level import HighLevelRules
+from gridfactor.agents.high_level import DANGER, HighLevelRules
 from gridfactor.envs.topology import PlayableActions
-from gridfactor.factorize.structure import Factorization
+from gridfactor.factorization import Factorization
 
 
 class DecisionFrame:
@@ -37,7 +37,7 @@ class DecisionFrame:
         factorization: Factorization,
         env: Any,
         obs_mode: str = "local",
-        danger: float = 0.9,
+        danger: float = DANGER,
         action_sets: dict[str, list[tuple[int, int]]] | None = None,
     ) -> None:
         self.factorization = factorization
@@ -95,7 +95,7 @@ def frame_for(
     factorization: Factorization,
     env: Any,
     obs_mode: str = "local",
-    danger: float = 0.9,
+    danger: float = DANGER,
     action_sets: dict[str, list[tuple[int, int]]] | None = None,
 ) -> DecisionFrame:
     """:class:`DecisionFrame` built once per process and action space.

@@ -13,6 +13,10 @@ from typing import Any
 
 import numpy as np
 
+# Default danger threshold: agents decide when some line's rho >= DANGER (one value for
+# the agents, their configs and the CLI).
+DANGER = 0.9
+
 
 class HighLevelRules:
     """Stateless rules over a raw grid2op observation.
@@ -21,7 +25,7 @@ class HighLevelRules:
         danger: a line is dangerous when its ``rho`` (flow / thermal limit) is ``>= danger``.
     """
 
-    def __init__(self, danger: float = 0.9) -> None:
+    def __init__(self, danger: float = DANGER) -> None:
         self.danger = float(danger)
         self._sub_lines: dict[int, np.ndarray] = {}
         self._n_sub = -1

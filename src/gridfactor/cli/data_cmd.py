@@ -6,7 +6,8 @@ from pathlib import Path
 
 import typer
 
-from gridfactor.cli.main import (
+from gridfactor.cli.app import app
+from gridfactor.cli.options import (
     ALPHA,
     MAX_ZONES,
     MIN_MI,
@@ -21,7 +22,6 @@ from gridfactor.cli.main import (
     SEED,
     THRESHOLD,
     WORKERS,
-    app,
 )
 from gridfactor.errors import UserError
 from gridfactor.parallel import ParallelConfig

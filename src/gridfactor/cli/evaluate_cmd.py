@@ -7,7 +7,9 @@ from pathlib import Path
 
 import typer
 
-from gridfactor.cli.main import OVERWRITE, RAY_ADDRESS, RESUME, SEED, WORKERS, app
+from gridfactor.agents.high_level import DANGER
+from gridfactor.cli.app import app
+from gridfactor.cli.options import OVERWRITE, RAY_ADDRESS, RESUME, SEED, WORKERS
 
 
 @app.command("evaluate")
@@ -46,7 +48,7 @@ def evaluate_cmd(
     window: str = typer.Option(
         None, "--window", help="Held-out time window as fractions of a chronic, e.g. 0.75:1."
     ),
-    danger: float = typer.Option(0.9, "--danger", help="Baselines' rho danger threshold."),
+    danger: float = typer.Option(DANGER, "--danger", help="Baselines' rho danger threshold."),
     safe_rho: float = typer.Option(
         0.8,
         "--safe-rho",
@@ -97,7 +99,7 @@ def evaluate_cmd(
     """Evaluate trained runs and baselines on the same seeded held-out scenarios."""
     import pandas as pd
 
-    from gridfactor.evaluate.agents import parse_agent_names
+    from gridfactor.agents.baselines import parse_agent_names
     from gridfactor.evaluate.report import console_table
     from gridfactor.evaluate.runner import EvalConfig, evaluate
     from gridfactor.evaluate.scenarios import (
@@ -190,7 +192,7 @@ def compare_cmd(
     overwrite: bool = OVERWRITE,
 ) -> None:
     """factorize -> demonstrate -> imitate + PPO (distributed, centralized) -> evaluate."""
-    from gridfactor.evaluate.compare import CompareConfig, compare
+    from gridfactor.experiments.compare import CompareConfig, compare
     from gridfactor.parallel import ParallelConfig
 
     overrides = {

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import typer
 
-from gridfactor.cli.main import OVERWRITE, app
+from gridfactor.cli.app import app
+from gridfactor.cli.options import OVERWRITE
 
 
 @app.command("export")
@@ -20,7 +21,7 @@ def export_cmd(
     overwrite: bool = OVERWRITE,
 ) -> None:
     """Write RUN's agent as a submission: make_agent(env, this_directory) -> grid2op agent."""
-    from gridfactor.export import export_run
+    from gridfactor.agents.exported import export_run
 
     folder = export_run(run, out, checkpoint=checkpoint, guard=guard, overwrite=overwrite)
     typer.echo(f"exported {run} to {folder}")

@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import typer
 
-from gridfactor.cli.main import (
+from gridfactor.cli.app import app
+from gridfactor.cli.options import (
     ALPHA,
     GRID_PARTITION,
     MAX_ZONES,
@@ -21,7 +22,6 @@ from gridfactor.cli.main import (
     SEED,
     THRESHOLD,
     WORKERS,
-    app,
 )
 from gridfactor.parallel import ParallelConfig
 
@@ -350,12 +350,11 @@ def zones_cmd(
     plot: Path = typer.Option(None, "--plot", help="Also draw the zones on the grid map (PNG)."),
 ) -> None:
     """Physics reference zones: spectral clustering of the grid's susceptance graph (no data)."""
-    from gridfactor.collect.grid2op_collect import _cached_env
-    from gridfactor.envs.grid2op_env import check_env_name
+    from gridfactor.envs.grid2op_env import cached_env, check_env_name
     from gridfactor.grid.physics import physics_zones, susceptance_matrix
 
     check_env_name(env)
-    grid, _ = _cached_env(env, "lightsim")
+    grid = cached_env(env, "lightsim")
     zones = physics_zones(grid, k, env_name=env, seed=seed)
     affinity = susceptance_matrix(grid)
     same = zones.sub_labels[:, None] == zones.sub_labels[None, :]
@@ -368,7 +367,7 @@ def zones_cmd(
         lines = [str(grid.name_line[i]) for i in np.flatnonzero(zones.line_labels == number)]
         typer.echo(f"  zone {number}: substations {subs}; lines [{', '.join(lines)}]")
     if plot is not None:
-        from gridfactor.factorize.structure import Cluster, Factorization
+        from gridfactor.factorization import Cluster, Factorization
         from gridfactor.grid.maps import plot_grid_clusters
 
         fact = Factorization(

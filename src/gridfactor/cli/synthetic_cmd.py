@@ -6,7 +6,8 @@ from pathlib import Path
 
 import typer
 
-from gridfactor.cli.main import (
+from gridfactor.cli.app import app
+from gridfactor.cli.options import (
     ALPHA,
     MAX_ZONES,
     MIN_MI,
@@ -21,7 +22,6 @@ from gridfactor.cli.main import (
     SEED,
     THRESHOLD,
     WORKERS,
-    app,
 )
 from gridfactor.errors import UserError
 from gridfactor.parallel import ParallelConfig
@@ -71,10 +71,10 @@ def synthetic(
     Default: the seed's case (5 state, 3 action binary variables, 2 blocks, 100 000 steps),
     the significance rule, and the seed's quantile rule at 0.70 ... 0.94 side by side.
     """
+    from gridfactor.factorization import Factorization
     from gridfactor.factorize.partition import check_n_zones
     from gridfactor.factorize.pipeline import ThresholdRule, ZoneRule
     from gridfactor.factorize.plots import format_table
-    from gridfactor.factorize.structure import Factorization
     from gridfactor.factorize.synthetic import SyntheticConfig, parse_quantiles, run_synthetic
 
     generators = ("copy", "factored") if generator == "both" else (generator,)

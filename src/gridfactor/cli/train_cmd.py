@@ -6,7 +6,9 @@ from pathlib import Path
 
 import typer
 
-from gridfactor.cli.main import OVERWRITE, RAY_ADDRESS, RESUME, SEED, WORKERS, app
+from gridfactor.agents.high_level import DANGER
+from gridfactor.cli.app import app
+from gridfactor.cli.options import OVERWRITE, RAY_ADDRESS, RESUME, SEED, WORKERS
 
 
 @app.command("train")
@@ -49,7 +51,7 @@ def train_command(
         "--obs",
         help="Agent observation: local or global [default: global with --centralized, else local].",
     ),
-    danger: float = typer.Option(0.9, "--danger", help="Agents act when some rho >= danger."),
+    danger: float = typer.Option(DANGER, "--danger", help="Agents act when some rho >= danger."),
     episode_steps: int = typer.Option(500, "--episode-steps", help="Max grid2op steps/episode."),
     reward: str = typer.Option("CloseToOverflowReward", "--reward", help="grid2op reward."),
     validation_fraction: float = typer.Option(
@@ -114,7 +116,7 @@ def demonstrate_command(
     explore: float = typer.Option(
         0.3, "--explore", help="Probability of playing do-nothing instead of the expert."
     ),
-    danger: float = typer.Option(0.9, "--danger", help="Decide when some rho >= danger."),
+    danger: float = typer.Option(DANGER, "--danger", help="Decide when some rho >= danger."),
     validation_fraction: float = typer.Option(
         0.2, "--validation-fraction", help="Held-out share (never played; as in train)."
     ),
@@ -139,9 +141,9 @@ def demonstrate_command(
     """Record the zone expert's decisions on the training chronics (for imitation)."""
     import json
 
-    from gridfactor.collect.demonstrations import DemonstrateConfig, demonstrate
+    from gridfactor.demonstrate.demonstrations import DemonstrateConfig, demonstrate
     from gridfactor.envs.grid2op_env import AGENT_ACTION_TYPES, check_action_support
-    from gridfactor.factorize.structure import Factorization
+    from gridfactor.factorization import Factorization
     from gridfactor.parallel import ParallelConfig
 
     check_action_support(env, AGENT_ACTION_TYPES["trained"], "gridfactor demonstrate")

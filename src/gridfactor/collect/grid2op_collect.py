@@ -53,7 +53,7 @@ from typing import Any
 
 import numpy as np
 
-from gridfactor.envs.grid2op_env import reset_env
+from gridfactor.envs.grid2op_env import cached_env, reset_env
 from gridfactor.envs.topology import Target, line_lookup, target_of, without_out_lines
 from gridfactor.errors import UserError
 from gridfactor.parallel import ParallelConfig, parallel_map
@@ -107,9 +107,9 @@ EFFECTS_MEANING = (
     "played do-nothing instead. reasons: grid2op's exception per refusal kind, with an example"
 )
 
-# Per worker process: env name -> (env, {sub_id: actions}). Making a Grid2Op env costs
-# ~1-3 s, far more than an episode (~40 ms), so a worker builds it once and reuses it.
-_ENV_CACHE: dict[tuple[str, str], tuple[Any, dict[Any, list[Any]]]] = {}
+# Per worker process, next to its env (gridfactor.envs.grid2op_env.cached_env):
+# (env name, backend) -> {sub_id: actions}.
+_ACTION_CACHE: dict[tuple[str, str], dict[Any, list[Any]]] = {}
 
 
 @dataclass(frozen=True)
@@ -207,36 +207,7 @@ def _quiet() -> None:
 
 
 def _cached_env(env_name: str, backend: str) -> tuple[Any, dict[Any, list[Any]]]:
-    key = (env_name, backend)
-    if key not in _ENV_CACHE:
-        _ENV_CACHE[key] = (_make_cached_chronics_env(env_name, backend), {})
-    return _ENV_CACHE[key]
-
-
-def _make_cached_chronics_env(env_name: str, backend: str) -> Any:
-    """The env with its chronics held in memory (:class:`FastForwardChronics`) when possible.
-
-    A reset otherwise re-reads the chronic's CSV files (~50 ms, more than most episodes) and
-    then reads it row by row up to the start (~14 ms on case14); the observations are
-    identical (checked by the tests). Envs whose chronics are not plain folders fall back to
-    the default class.
-    """
-    from grid2op.Chronics import Multifolder
-
-    from gridfactor.envs.chronics import FastForwardChronics
-    from gridfactor.envs.grid2op_env import make_env
-
-    env = make_env(env_name, backend=backend)
-    if type(env.chronics_handler.real_data) is not Multifolder or os.path.isdir(env_name):
-        return env  # other chronics classes / full datasets on disk (could be huge): as is
-    try:
-        cached = make_env(env_name, backend=backend, chronics_class=FastForwardChronics)
-        cached.chronics_handler.real_data.set_filter(lambda _: True)
-        cached.chronics_handler.real_data.reset()
-    except Exception:  # noqa: BLE001 - any failure: the plain env works, only slower
-        return env
-    env.close()
-    return cached
+    return cached_env(env_name, backend), _ACTION_CACHE.setdefault((env_name, backend), {})
 
 
 def _sub_actions(env: Any, cache: dict[Any, list[Any]], sub_id: int) -> list[Any]:

@@ -23,7 +23,7 @@ import gymnasium as gym
 import numpy as np
 
 from gridfactor.errors import UserError
-from gridfactor.factorize.structure import Cluster, Factorization
+from gridfactor.factorization import Cluster, Factorization
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
-"""Evaluation of trained agents and baselines on held-out scenarios, and the end-to-end
-``compare`` experiment."""
+"""Evaluation of trained agents and baselines on held-out scenarios (the end-to-end
+``compare`` experiment is in :mod:`gridfactor.experiments`)."""
 
-from gridfactor.evaluate.agents import BASELINES, Agent, make_baseline, parse_agent_names
+from gridfactor.agents.baselines import BASELINES, Agent, make_baseline, parse_agent_names
 from gridfactor.evaluate.runner import DEFAULT_ENV, EvalConfig, evaluate, run_episode
 from gridfactor.evaluate.scenarios import HeldOut, Scenario, default_held_out, sample_scenarios
 

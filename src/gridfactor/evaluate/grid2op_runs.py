@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from gridfactor.evaluate.scenarios import Scenario
+from gridfactor.runs import safe_name
 
 EPISODES_DIR = "grid2op"
 SCRATCH_DIR = "_scratch"  # grid2viz skips folders starting with "_"
@@ -25,18 +26,14 @@ SCRATCH_DIR = "_scratch"  # grid2viz skips folders starting with "_"
 
 def episode_dir(out: Path, label: str, scenario: Scenario) -> Path:
     """Final EpisodeData folder of (agent ``label``, ``scenario``)."""
-    from gridfactor.evaluate.runner import _safe_name
-
     return (
-        out / EPISODES_DIR / _safe_name(label) / f"{scenario.episode:04d}_{scenario.chronic_name}"
+        out / EPISODES_DIR / safe_name(label) / f"{scenario.episode:04d}_{scenario.chronic_name}"
     )
 
 
 def scratch_dir(out: Path, label: str, scenario: Scenario) -> Path:
     """Empty folder where grid2op writes the episode before it is moved into place."""
-    from gridfactor.evaluate.runner import _safe_name
-
-    path = out / EPISODES_DIR / SCRATCH_DIR / f"{_safe_name(label)}-{scenario.episode:04d}"
+    path = out / EPISODES_DIR / SCRATCH_DIR / f"{safe_name(label)}-{scenario.episode:04d}"
     shutil.rmtree(path, ignore_errors=True)
     path.mkdir(parents=True)
     return path

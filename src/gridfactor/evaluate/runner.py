@@ -21,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-import re
 import shutil
 import time
 import warnings
@@ -32,16 +31,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from gridfactor.agents.external import AgentError, Grid2opAgent
-from gridfactor.envs.grid2op_env import check_agents_support, reset_env
-from gridfactor.errors import UserError
-from gridfactor.evaluate.agents import (
+from gridfactor.agents.baselines import (
     BASELINES,
     RECOVERY_SAFE_RHO,
     ZONE_BASELINES,
     Agent,
     make_baseline,
 )
+from gridfactor.agents.external import AgentError, Grid2opAgent
+from gridfactor.agents.high_level import DANGER
+from gridfactor.envs.grid2op_env import check_agents_support, reset_env
+from gridfactor.errors import UserError
 from gridfactor.evaluate.scenarios import (
     HeldOut,
     Scenario,
@@ -50,7 +50,7 @@ from gridfactor.evaluate.scenarios import (
     sample_scenarios,
 )
 from gridfactor.parallel import ParallelConfig, parallel_map
-from gridfactor.runs import prepare_run_dir, write_csv, write_json
+from gridfactor.runs import prepare_run_dir, safe_name, write_csv, write_json
 
 DEFAULT_ENV = "rte_case14_realistic"
 SAFE_RHO = 0.9  # a step is "safe" when max rho < 0.9 (fixed, whatever the agents' danger)
@@ -92,7 +92,7 @@ class EvalConfig:
     episode_steps: int = 288
     chronics: tuple[int, ...] | None = None
     window: tuple[float, float] | None = None
-    danger: float = 0.9
+    danger: float = DANGER
     safe_rho: float = RECOVERY_SAFE_RHO
     seed: int = 0
     checkpoints: tuple[str | None, ...] = (None,)
@@ -115,7 +115,7 @@ class AgentSpec:
     label: str
     kind: str  # "baseline" | "run" | "submission"
     ref: str  # baseline name, run directory or submission folder
-    danger: float = 0.9
+    danger: float = DANGER
     checkpoint: str | None = None
     guard: int = 0
     factorization: dict[str, Any] | None = field(default=None, compare=False, hash=False)
@@ -156,7 +156,7 @@ def _load_trained(
 ) -> Any:
     key = (run_dir, checkpoint, guard, coordinator)
     if key not in _TRAINED:
-        from gridfactor.train.policy import load_trained_agent
+        from gridfactor.agents.trained import load_trained_agent
 
         _TRAINED[key] = load_trained_agent(run_dir, checkpoint, guard, coordinator)
     return _TRAINED[key]
@@ -174,7 +174,7 @@ def _agent(spec: AgentSpec, scenario: Scenario, env_name: str) -> Agent:
     if spec.kind == "baseline":
         # A fresh baseline per episode seeded by the scenario: results do not depend on
         # which worker ran which episode before.
-        from gridfactor.factorize.structure import Factorization
+        from gridfactor.factorization import Factorization
 
         fact = None if spec.factorization is None else Factorization.from_dict(spec.factorization)
         return make_baseline(
@@ -309,7 +309,7 @@ def _grid2op_episode(task: EpisodeTask) -> dict[str, Any]:
         extra["score"], steps = score_episode(task.score, out, task.env_name, sc, agent, scratch)
         extra["scorer"] = task.score
     else:
-        from gridfactor.evaluate.grid2op_agent import GridfactorAgent
+        from gridfactor.agents.grid2op_agent import GridfactorAgent
 
         env = _env(task.env_name)
         steps = grid2op_runs.play(env, GridfactorAgent(agent, env.action_space), sc, scratch)
@@ -355,10 +355,6 @@ def _label(name: str, run_dir: Path, used: set[str]) -> str:
     return label
 
 
-def _safe_name(label: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.@-]+", "_", label)
-
-
 def resolve(config: EvalConfig) -> tuple[str, list[AgentSpec], HeldOut, list[dict[str, Any]]]:
     """Check the inputs; returns (env_name, agent specs, held-out split, run configs)."""
     specs: list[AgentSpec] = []
@@ -368,7 +364,7 @@ def resolve(config: EvalConfig) -> tuple[str, list[AgentSpec], HeldOut, list[dic
             raise UserError(f"unknown agent {name!r}; choose among {', '.join(BASELINES)}")
     if any(g < 0 for g in config.guards) or not config.guards:
         raise UserError(f"--guard takes sizes >= 0 (0 = pure policy), got {config.guards}")
-    from gridfactor.train.policy import COORDINATORS
+    from gridfactor.agents.trained import COORDINATORS
 
     unknown = [c for c in config.coordinators if c not in COORDINATORS]
     if unknown or not config.coordinators:
@@ -483,7 +479,7 @@ def resolve(config: EvalConfig) -> tuple[str, list[AgentSpec], HeldOut, list[dic
 
 def _zones_for_expert(config: EvalConfig) -> dict[str, Any]:
     """The zones expert-zone uses: --factorization, else the first distributed run's."""
-    from gridfactor.factorize.structure import Factorization
+    from gridfactor.factorization import Factorization
 
     if config.factorization:
         return Factorization.load(config.factorization).to_dict()
@@ -498,7 +494,7 @@ def _zones_for_expert(config: EvalConfig) -> dict[str, Any]:
 
 
 def _episode_path(out: Path, label: str, episode: int) -> Path:
-    return out / "episodes" / _safe_name(label) / f"{episode:04d}.json"
+    return out / "episodes" / safe_name(label) / f"{episode:04d}.json"
 
 
 def evaluate(config: EvalConfig) -> Path:

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from gridfactor.envs.split import count_chronics, make_split
 from gridfactor.errors import UserError
 
 # Fraction held out when no training run gives the split (gridfactor train's default).
@@ -67,10 +68,6 @@ class Scenario:
         return options
 
 
-def n_chronics(env: Any) -> int:
-    return len(env.chronics_handler.real_data.subpaths)
-
-
 def default_held_out(env: Any, train_episode_steps: int = 0) -> HeldOut:
     """The split ``gridfactor train`` holds out by default (validation fraction 0.2).
 
@@ -78,13 +75,12 @@ def default_held_out(env: Any, train_episode_steps: int = 0) -> HeldOut:
     (rte_case14_realistic: chronic 001; rte_case5_example: chronics 16-19). With one chronic:
     its last 20% of time steps.
     """
-    from gridfactor.train.run import make_split
-
-    return HeldOut.from_split(make_split(n_chronics(env), VALIDATION_FRACTION), train_episode_steps)
+    split = make_split(count_chronics(env), VALIDATION_FRACTION)
+    return HeldOut.from_split(split, train_episode_steps)
 
 
 def check_held_out(held: HeldOut, env: Any, env_name: str) -> None:
-    n = n_chronics(env)
+    n = count_chronics(env)
     bad = [c for c in held.chronics if not 0 <= c < n]
     if not held.chronics or bad:
         raise UserError(

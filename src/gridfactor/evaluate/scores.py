@@ -188,8 +188,8 @@ def score_episode(
     """
     import numpy as np
 
+    from gridfactor.agents.grid2op_agent import GridfactorAgent
     from gridfactor.envs.grid2op_env import make_env
-    from gridfactor.evaluate.grid2op_agent import GridfactorAgent
 
     env = make_env(str(scenario_env_dir(out, scorer_name, scenario, env_name)))
     try:

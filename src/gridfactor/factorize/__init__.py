@@ -1,6 +1,6 @@
 """Factorization: from an MI matrix to clusters of (targets, inputs)."""
 
-from gridfactor.factorize.structure import (
+from gridfactor.factorization import (
     SCHEMA_VERSION,
     Cluster,
     Factorization,

@@ -163,7 +163,7 @@ def assign_targets(
     return labels
 
 
-def _relabel(labels: np.ndarray) -> np.ndarray:
+def relabel(labels: np.ndarray) -> np.ndarray:
     """Zones numbered 0.. in order of first appearance (so equal partitions compare equal)."""
     out = np.full_like(labels, -1)
     mapping: dict[int, int] = {}
@@ -231,7 +231,7 @@ def _louvain_by_k(w: np.ndarray, seed: int) -> dict[int, np.ndarray]:
         node_label = np.empty(graph.number_of_nodes(), dtype=int)
         for number, members in enumerate(communities):
             node_label[list(members)] = number
-        inputs = _relabel(node_label[n_t:])
+        inputs = relabel(node_label[n_t:])
         k = int(inputs.max()) + 1
         targets = assign_targets(w, inputs)
         q = score_zones(w, targets, inputs).modularity
@@ -329,7 +329,7 @@ class ZonePartitioner:
             sub_labels = self._input_labels(w, k, louvain)
             if sub_labels is None:
                 continue
-            sub_labels = _relabel(np.asarray(sub_labels))
+            sub_labels = relabel(np.asarray(sub_labels))
             targets = assign_targets(w, sub_labels, fallback)
             score = score_zones(w, targets, sub_labels)
             if score.n_zones == k:

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from gridfactor.errors import UserError
+from gridfactor.factorization import Cluster, Factorization, clusters_from_adjacency
 from gridfactor.factorize.partition import ZonePartitioner, check_method, check_n_zones
 from gridfactor.factorize.significance import (
     check_alpha,
@@ -34,7 +35,6 @@ from gridfactor.factorize.significance import (
     permutation_null,
     significance_test,
 )
-from gridfactor.factorize.structure import Cluster, Factorization, clusters_from_adjacency
 from gridfactor.factorize.threshold import binarize_quantile, check_quantile
 from gridfactor.mi import MIResult, unbiased_mi_matrix
 from gridfactor.parallel import ParallelConfig

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gridfactor.factorize.structure import Factorization
+from gridfactor.factorization import Factorization
 from gridfactor.runs import save_figure
 
 

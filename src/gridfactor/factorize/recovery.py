@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.metrics import adjusted_rand_score
 
-from gridfactor.factorize.structure import Factorization
+from gridfactor.factorization import Factorization
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from gridfactor.factorization import Factorization
 from gridfactor.factorize.data import Transitions
 from gridfactor.factorize.pipeline import (
     Factorizer,
@@ -21,7 +22,6 @@ from gridfactor.factorize.pipeline import (
 )
 from gridfactor.factorize.plots import plot_factorization
 from gridfactor.factorize.stability import Stability, bootstrap_stability
-from gridfactor.factorize.structure import Factorization
 from gridfactor.mi import MIResult, unbiased_mi_matrix
 from gridfactor.parallel import ParallelConfig
 from gridfactor.runs import save_npy

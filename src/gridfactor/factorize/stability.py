@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from gridfactor.errors import UserError
-from gridfactor.factorize.structure import Factorization
+from gridfactor.factorization import Factorization
 from gridfactor.progress import phase
 
 FactorizeFn = Callable[[np.ndarray, np.ndarray], tuple[Factorization, np.ndarray]]

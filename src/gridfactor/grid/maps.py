@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from gridfactor.factorize.structure import Factorization
+from gridfactor.factorization import Factorization
 from gridfactor.runs import save_figure
 
 GREY = (0.75, 0.75, 0.75, 1.0)
@@ -116,9 +116,9 @@ def plot_grid_clusters(
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
 
-    from gridfactor.collect.grid2op_collect import _cached_env
+    from gridfactor.envs.grid2op_env import cached_env
 
-    env, _ = _cached_env(env_name, "lightsim")
+    env = cached_env(env_name, "lightsim")
     xy = substation_layout(env)
     line_labels = factorization.target_labels()
     sub_labels = factorization.input_labels()

@@ -66,7 +66,7 @@ def physics_zones(env: Any, n_zones: int, *, env_name: str = "", seed: int = 0) 
     """Spectral clustering of the susceptance graph into ``n_zones`` connected zones."""
     from sklearn.cluster import SpectralClustering
 
-    from gridfactor.factorize.partition import _relabel
+    from gridfactor.factorize.partition import relabel
 
     if not 1 <= int(n_zones) <= env.n_sub:
         raise UserError(
@@ -83,7 +83,7 @@ def physics_zones(env: Any, n_zones: int, *, env_name: str = "", seed: int = 0) 
             random_state=seed,
             assign_labels="cluster_qr",
         )
-        subs = _relabel(model.fit_predict(affinity))
+        subs = relabel(model.fit_predict(affinity))
     or_sub, ex_sub = np.asarray(env.line_or_to_subid), np.asarray(env.line_ex_to_subid)
     strength = affinity.sum(axis=1)
     # a line between zones goes with its more strongly connected end

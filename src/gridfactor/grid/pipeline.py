@@ -30,11 +30,11 @@ from gridfactor.collect.grid2op_collect import (
     load_dataset,
 )
 from gridfactor.errors import UserError
+from gridfactor.factorization import Factorization
 from gridfactor.factorize.partition import check_method, check_n_zones
 from gridfactor.factorize.pipeline import ThresholdRule, adjacency_factorization
 from gridfactor.factorize.plots import plot_factorization
 from gridfactor.factorize.significance import permutation_null, significance_test
-from gridfactor.factorize.structure import Factorization
 from gridfactor.factorize.threshold import binarize_quantile, check_quantile
 from gridfactor.grid.maps import plot_grid_clusters
 from gridfactor.grid.zones import PRIORS, GridZones, grid_zones, plot_zones_curve
@@ -341,9 +341,9 @@ def grid_adjacency(
 
 def selected_substations(config: GridFactorizeConfig) -> list[int]:
     """Substations the collection acts on (at least ``min_elements`` elements)."""
-    from gridfactor.collect.grid2op_collect import _cached_env
+    from gridfactor.envs.grid2op_env import cached_env
 
-    env, _ = _cached_env(config.env_name, "lightsim")
+    env = cached_env(config.env_name, "lightsim")
     return [s for s, n in enumerate(env.sub_info) if n >= config.min_elements]
 
 
@@ -469,9 +469,9 @@ def factorize_grid(
     if config.partition == COMPONENTS:
         factorization = components
     else:
-        from gridfactor.collect.grid2op_collect import _cached_env
+        from gridfactor.envs.grid2op_env import cached_env
 
-        env, _ = _cached_env(config.env_name, "lightsim")
+        env = cached_env(config.env_name, "lightsim")
         with timed("partition"):
             zones = grid_zones(
                 env,

@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 
 from gridfactor.errors import UserError
+from gridfactor.factorization import Cluster, Factorization
 from gridfactor.factorize.partition import ZonePartition, ZonePartitioner, score_zones
-from gridfactor.factorize.structure import Cluster, Factorization
 from gridfactor.grid.physics import PhysicsZones, physics_zones
 
 PRIORS = ("proximity", "none")

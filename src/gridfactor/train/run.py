@@ -32,14 +32,15 @@ from typing import Any
 
 import numpy as np
 
+from gridfactor.agents.high_level import DANGER
+from gridfactor.agents.trained import CHECKPOINTS, LATEST, latest_checkpoint
+from gridfactor.envs.split import count_chronics, make_split
 from gridfactor.errors import UserError
-from gridfactor.factorize.structure import Factorization
+from gridfactor.factorization import Factorization
 from gridfactor.parallel import ParallelConfig, init_ray
 from gridfactor.progress import Phase, timed
 from gridfactor.runs import prepare_run_dir, save_figure, write_csv, write_json
 
-CHECKPOINTS = "checkpoints"
-LATEST = "latest.json"
 STATE_FILE = "gridfactor_state.json"
 KEEP_PERIODIC = 3
 IMITATION = "imitation"  # checkpoint holding the cloned policies, before PPO
@@ -62,7 +63,7 @@ class TrainConfig:
     imitation_epochs: int = 60
     seed: int = 0
     obs_mode: str = "local"
-    danger: float = 0.9
+    danger: float = DANGER
     episode_steps: int = 500
     reward: str = "CloseToOverflowReward"
     validation_fraction: float = 0.2
@@ -131,28 +132,6 @@ class TrainConfig:
             raise UserError("--anchor needs --demonstrations: it anchors PPO to the imitation")
 
 
-def count_chronics(env: Any) -> int:
-    return len(env.chronics_handler.real_data.subpaths)
-
-
-def make_split(n_chronics: int, validation_fraction: float) -> dict[str, Any]:
-    """Train/validation chronics and start ranges (fractions of the chronic length)."""
-    if n_chronics >= 2:
-        n_val = min(n_chronics - 1, max(1, round(validation_fraction * n_chronics)))
-        ids = list(range(n_chronics))
-        return {
-            "kind": "chronics",
-            "train": {"chronics": ids[: n_chronics - n_val], "start_range": [0.0, 1.0]},
-            "validation": {"chronics": ids[n_chronics - n_val :], "start_range": [0.0, 1.0]},
-        }
-    cut = 1.0 - validation_fraction
-    return {
-        "kind": "time",
-        "train": {"chronics": [0], "start_range": [0.0, cut]},
-        "validation": {"chronics": [0], "start_range": [cut, 1.0]},
-    }
-
-
 def _policy_mapping(agent_id: str, episode: Any = None, **kwargs: Any) -> str:
     # one policy per cluster agent: the policy id is the agent id
     return agent_id
@@ -164,7 +143,7 @@ def build_algo_config(cfg: TrainConfig, env_config: dict[str, Any], spaces: dict
     from ray.rllib.core.rl_module.multi_rl_module import MultiRLModuleSpec
     from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 
-    from gridfactor.envs.decision import DecisionEnv
+    from gridfactor.agents.decision_env import DecisionEnv
     from gridfactor.progress import quiet_libraries
     from gridfactor.train.anchor import ANCHOR_COEFF, AnchoredPPOLearner
     from gridfactor.train.callbacks import DecisionMetricsCallback
@@ -232,14 +211,6 @@ def _same_clusters(a: Factorization, b: Factorization) -> bool:
     return [(c.targets, c.inputs) for c in a.clusters] == [
         (c.targets, c.inputs) for c in b.clusters
     ]
-
-
-def latest_checkpoint(run_dir: Path) -> Path | None:
-    pointer = run_dir / CHECKPOINTS / LATEST
-    if not pointer.is_file():
-        return None
-    path = run_dir / CHECKPOINTS / json.loads(pointer.read_text())["name"]
-    return path if path.is_dir() else None
 
 
 def _save_checkpoint(
@@ -360,12 +331,15 @@ def train(config: TrainConfig) -> Path:
     """Train the agents of ``config``; returns the run directory (see the module docs)."""
     import pandas as pd
 
-    from gridfactor.envs.decision import DecisionEnv, DecisionEnvConfig
+    from gridfactor.agents.decision_env import DecisionEnv, DecisionEnvConfig
 
     config.validate()
     warnings.filterwarnings("ignore")
-    from gridfactor.envs.decision import make_grid2op_env
-    from gridfactor.envs.grid2op_env import AGENT_ACTION_TYPES, check_action_support
+    from gridfactor.envs.grid2op_env import (
+        AGENT_ACTION_TYPES,
+        check_action_support,
+        make_grid2op_env,
+    )
 
     check_action_support(config.env_name, AGENT_ACTION_TYPES["trained"], "gridfactor train")
 
@@ -438,10 +412,10 @@ def _imitation_inputs(
 ) -> tuple[Any, dict[str, list[list[int]]]]:
     """Load and check the demonstrations; reduce (or keep) the action sets, save them."""
     from gridfactor.agents.cluster import build_agents
-    from gridfactor.collect.demonstrations import combine_demonstrations, load_demonstrations
+    from gridfactor.agents.trained import ACTION_SETS_FILE
+    from gridfactor.demonstrate.demonstrations import combine_demonstrations, load_demonstrations
     from gridfactor.envs.grid2op_env import env_data_dir
     from gridfactor.train.imitation import reduce_action_sets
-    from gridfactor.train.policy import ACTION_SETS_FILE
 
     loaded = []
     for path in config.demonstrations:
@@ -547,7 +521,7 @@ def _imitate(
 
 def _set_anchors(algo: Any, imitation: Path, agents: list[str]) -> None:
     """Freeze the imitation policies as the PPO anchors (also on resume)."""
-    from gridfactor.train.policy import RL_MODULE_DIR
+    from gridfactor.agents.trained import RL_MODULE_DIR
 
     module_dir = str((imitation / RL_MODULE_DIR).resolve())
     (loaded,) = algo.learner_group.foreach_learner(lambda learner: learner.set_anchors(module_dir))

@@ -1,0 +1,172 @@
+"""``gridfactor export``: a trained run as an L2RPN-style submission folder.
+
+Layout of the folder::
+
+    __init__.py              make_agent(env, this_directory) -> grid2op BaseAgent
+    gridfactor_agent.json    manifest: agent name, env, danger, observation mode, guard,
+                             policies, versions, where it came from
+    factorization.json       the zones (one cluster for a centralized agent)
+    action_sets.json         the per-agent action subsets (when the run has them)
+    policies/<agent id>.pt   each zone policy as TorchScript (observation -> logits)
+
+Loading needs grid2op, torch and gridfactor installed, and nothing else: neither the training
+run directory nor Ray/RLlib. The policies are TorchScript so that RLlib's checkpoint format
+(pickled Ray classes, tied to a Ray version) stays out of the submission; the decision frame
+(danger threshold, reconnection, CAPA) is gridfactor's own code, so the exported agent
+decides exactly as the evaluated one (one implementation, not a copy that can drift).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+from gridfactor.errors import UserError
+from gridfactor.runs import write_json, write_text
+from gridfactor.version import __version__
+
+EXPORT_FORMAT = 1
+# file that marks a folder written by `gridfactor export`
+EXPORT_MANIFEST = "gridfactor_agent.json"
+POLICY_DIR = "policies"
+
+SUBMISSION_INIT = '''"""{name} agent of gridfactor, exported from {run}.
+
+An L2RPN-style submission: ``make_agent(env, this_directory)`` returns a grid2op BaseAgent.
+Requires grid2op, torch and gridfactor (pip install gridfactor); not the training run.
+"""
+
+
+def make_agent(env, this_directory):
+    from gridfactor import load_agent
+
+    return load_agent(this_directory, env)
+'''
+
+
+class ScriptedPolicy:
+    """A TorchScript policy answering the RLModule calls :class:`TrainedAgent` makes."""
+
+    def __init__(self, path: Path, n_actions: int) -> None:
+        import torch
+
+        self.net = torch.jit.load(str(path), map_location="cpu")
+        self.net.eval()
+        self.action_space = SimpleNamespace(n=int(n_actions))
+
+    def forward_inference(self, batch: dict[str, Any]) -> dict[str, Any]:
+        return {"action_dist_inputs": self.net(batch["obs"])}
+
+
+def _script(module: Any) -> Any:
+    """TorchScript of an RLlib torch RLModule's greedy path: observations -> logits."""
+    import torch
+
+    class Logits(torch.nn.Module):
+        def __init__(self, inner: Any) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, obs: torch.Tensor) -> torch.Tensor:
+            return self.inner.forward_inference({"obs": obs})["action_dist_inputs"]
+
+    example = torch.zeros(1, int(module.observation_space.shape[0]), dtype=torch.float32)
+    with torch.no_grad():
+        return torch.jit.trace(Logits(module).eval(), example)
+
+
+def export_run(
+    run_dir: str | Path,
+    out: str | Path,
+    *,
+    checkpoint: str | Path | None = None,
+    guard: int = 0,
+    overwrite: bool = False,
+) -> Path:
+    """Write the submission folder of a ``gridfactor train`` run; returns ``out``.
+
+    The folder is built next to ``out`` and renamed into place: an interrupted export
+    leaves no half folder.
+    """
+    import torch
+
+    from gridfactor.agents.trained import ACTION_SETS_FILE, load_trained_agent
+
+    run_dir, out = Path(run_dir), Path(out)
+    if guard < 0:
+        raise UserError(f"--guard must be >= 0 (0 = pure policy), got {guard}")
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise UserError(f"{out} exists and is not empty; choose another --out or pass --overwrite")
+    agent = load_trained_agent(run_dir, checkpoint)
+    tmp = out.with_name(f".{out.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    (tmp / POLICY_DIR).mkdir(parents=True)
+    policies = {}
+    for aid, module in sorted(agent.modules.items()):
+        rel = f"{POLICY_DIR}/{aid}.pt"
+        _script(module).save(str(tmp / rel))
+        policies[aid] = {
+            "file": rel,
+            "n_actions": int(module.action_space.n),
+            "obs_size": int(module.observation_space.shape[0]),
+        }
+    agent.factorization.save(tmp / "factorization.json")
+    if (run_dir / ACTION_SETS_FILE).is_file():
+        shutil.copyfile(run_dir / ACTION_SETS_FILE, tmp / ACTION_SETS_FILE)
+    write_json(
+        tmp / EXPORT_MANIFEST,
+        {
+            "format": EXPORT_FORMAT,
+            "name": agent.name,
+            "env_name": agent.env_name,
+            "danger": agent.danger,
+            "obs_mode": agent.obs_mode,
+            "guard": int(guard),
+            "policies": policies,
+            "gridfactor_version": __version__,
+            "torch_version": torch.__version__,
+            "source": {"run": str(run_dir.resolve()), "checkpoint": str(agent.checkpoint)},
+        },
+    )
+    write_text(tmp / "__init__.py", SUBMISSION_INIT.format(name=agent.name, run=run_dir))
+    if out.exists():
+        shutil.rmtree(out)
+    os.replace(tmp, out)
+    return out
+
+
+def load_exported_agent(folder: str | Path, guard: int | None = None) -> Any:
+    """The :class:`TrainedAgent` of an export folder (torch only: no Ray, no run directory).
+
+    guard: None = the guard recorded at export time.
+    """
+    from gridfactor.agents.trained import TrainedAgent, load_action_sets
+    from gridfactor.factorization import Factorization
+
+    folder = Path(folder)
+    manifest = json.loads((folder / EXPORT_MANIFEST).read_text())
+    if manifest.get("format") != EXPORT_FORMAT:
+        raise UserError(
+            f"{folder} is export format {manifest.get('format')}, this gridfactor reads "
+            f"format {EXPORT_FORMAT}; re-export the run with this gridfactor"
+        )
+    modules = {
+        aid: ScriptedPolicy(folder / spec["file"], spec["n_actions"])
+        for aid, spec in manifest["policies"].items()
+    }
+    return TrainedAgent(
+        name=manifest["name"],
+        env_name=manifest["env_name"],
+        factorization=Factorization.load(folder / "factorization.json"),
+        danger=float(manifest["danger"]),
+        obs_mode=manifest["obs_mode"],
+        split={},
+        checkpoint=folder,
+        modules=modules,
+        action_sets=load_action_sets(folder),
+        guard=int(manifest.get("guard", 0) if guard is None else guard),
+    )

@@ -1,0 +1,354 @@
+"""gridfactor agents inside grid2op's own tools: BaseAgent adapter, grid2op.Runner, the L2RPN
+scorers of grid2op.utils, EpisodeData folders (grid2viz) and the submission export.
+
+Real Grid2Op test envs, real grid2op Runner and scorers, a real (tiny) RLlib training run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import gridfactor
+from gridfactor.agents.grid2op_agent import GridfactorAgent, load_agent
+from gridfactor.demonstrate.demonstrations import DEMONSTRATION_VERSION
+from gridfactor.envs.grid2op_env import env_data_dir, make_env
+from gridfactor.errors import UserError
+from gridfactor.evaluate import EvalConfig, evaluate
+from gridfactor.parallel import ParallelConfig
+from tests.helpers import assert_user_error, case14_factorization, run_cli
+
+ENV5 = "rte_case5_example"
+ENV14 = "rte_case14_realistic"
+
+
+def test_load_agent_baselines_and_bad_names() -> None:
+    from grid2op.Agent import BaseAgent
+
+    assert gridfactor.load_agent is load_agent
+    env = make_env(ENV5)
+    for name in ("do-nothing", "reconnect", "expert", "random"):
+        agent = load_agent(name, env)
+        assert isinstance(agent, BaseAgent) and isinstance(agent, GridfactorAgent)
+        obs = env.reset(seed=0, options={"time serie id": 0})
+        assert isinstance(agent.act(obs, 0.0, False), env.action_space.actionClass)
+    with pytest.raises(UserError, match="not a baseline"):
+        load_agent("nobody", env)
+    with pytest.raises(UserError, match="expert-zone needs zones"):
+        load_agent("expert-zone", env)
+    env.close()
+
+
+@pytest.mark.slow  # CI budget: the long variant of a path CI runs elsewhere
+def test_evaluate_score_and_episodes(tmp_path: Path) -> None:
+    """--score l2rpn2020 --save-episodes on two scenarios of one chronic: grid2op's Runner
+    (the agents as BaseAgents, inside the scorer) plays exactly what gridfactor's loop played,
+    the scorer rates do-nothing 0 on each scenario, every episode has its own EpisodeData
+    folder, and nothing is written into the env's folder (site-packages)."""
+    from grid2op.Episode import EpisodeData
+
+    env_dir = env_data_dir(ENV5)
+    before = sorted(os.listdir(env_dir))
+    out = tmp_path / "ev"
+    agents = ["do-nothing", "reconnect", "random", "expert"]
+    args = ["--env", ENV5, "--agents", ",".join(agents), "--chronics", "19"]
+    args += ["--n-episodes", "2", "--episode-steps", "20", "--workers", "1"]
+    proc = run_cli("evaluate", *args, "--score", "l2rpn2020", "--save-episodes", "--out", str(out))
+    assert "L2RPN score" in proc.stdout and "grid2viz --agents_path" in proc.stdout
+    assert sorted(os.listdir(env_dir)) == before
+
+    episodes = pd.read_csv(out / "episodes.csv")
+    assert len(episodes) == 8 and (episodes["scorer"] == "l2rpn2020").all()
+    # same scenario, same seed: grid2op's Runner counts a game over's step, gridfactor does not
+    expected = episodes["survived"] + (~episodes["completed"]).astype(int)
+    assert (episodes["grid2op_steps"] == expected).all(), episodes
+    do_nothing = episodes[episodes["agent"] == "do-nothing"]
+    assert np.allclose(do_nothing["score"], 0.0)  # the scorer's 0 is do-nothing's own run
+    assert episodes["score"].between(-100, 100).all()
+    table = pd.read_csv(out / "results.csv").set_index("agent")
+    assert np.isclose(table.loc["do-nothing", "score"], 0.0)
+    assert "ScoreL2RPN2020" in (out / "results.md").read_text()
+
+    starts = pd.read_csv(out / "scenarios.csv")["start"]
+    assert starts.nunique() == 2  # two scenarios of chronic 19, kept apart below
+    for agent in agents:
+        folder = out / "grid2op" / agent
+        assert (folder / "dict_action_space.json").is_file()
+        for _, row in episodes[episodes["agent"] == agent].iterrows():
+            name = f"{int(row['episode']):04d}_19"
+            data = EpisodeData.from_disk(str(folder), name)
+            assert int(data.meta["nb_timestep_played"]) == row["grid2op_steps"]
+            start = int(starts[int(row["episode"])])
+            assert int(data.meta["chronics_max_timestep"]) == start + 20
+    assert not list((out / "grid2op" / "_scratch").glob("*"))
+    for episode in (0, 1):
+        stats = out / "scores" / "l2rpn2020" / f"{episode:04d}" / env_dir.name
+        assert (stats / "_statistics_l2rpn_dn" / "metadata.json").is_file()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--score", "icaps2021"], "choose among l2rpn2020, wcci2022"),
+        (["--score", "l2rpn2099"], "unknown scorer 'l2rpn2099'"),
+    ],
+)
+def test_evaluate_bad_scorer(tmp_path: Path, args: list[str], message: str) -> None:
+    out = tmp_path / "o"
+    proc = run_cli(
+        "evaluate", "--env", ENV5, "--agents", "do-nothing", *args, "--out", str(out), check=False
+    )
+    assert_user_error(proc, message)
+    assert not out.exists()
+
+
+def test_export_bad_run(tmp_path: Path) -> None:
+    proc = run_cli("export", str(tmp_path / "none"), "--out", str(tmp_path / "s"), check=False)
+    assert_user_error(proc, "not a training run")
+    assert not (tmp_path / "s").exists()
+
+
+# --------------------------------------------------------------------------------------------
+# a trained run, exported and run by grid2op's Runner
+
+
+def test_demonstrate_command_records_the_zone_expert_on_training_chronics(tmp_path):
+    """`gridfactor demonstrate` end to end: decisions recorded on the training chronic only
+    (chronic 0 of rte_case14_realistic; 1 is held out), each with its zone and a choice
+    among the simulated candidates; the same command again loads them (nothing replayed)."""
+    env = make_env(ENV14)
+    case14_factorization(env).save(tmp_path / "factorization.json")
+    env.close()
+    out = tmp_path / "demos"
+    args = ["demonstrate", "--factorization", str(tmp_path / "factorization.json")]
+    args += ["--env", ENV14, "--episodes", "2", "--episode-steps", "60", "--workers", "1"]
+    run_cli(*args, "--out", str(out), timeout=900)
+    frame = pd.read_parquet(out / "demonstrations.parquet")
+    assert len(frame) > 0 and set(frame["chronic"]) == {0}
+    # every zone labelled at every decision, exactly one of them deciding
+    per_decision = frame.groupby(["episode", "decision"])
+    zones = frame["agent"].nunique()
+    assert (
+        zones > 1
+        and (per_decision["agent"].nunique() == zones).all()
+        and (per_decision["decider"].sum() == 1).all()
+    )
+    others = frame[~frame["decider"]]
+    assert (others["played_sub"] == -1).all() and (others["label_sub"] >= 0).any()
+    for rhos, outcomes in zip(frame["sim_max_rho"], frame["sim_outcome"], strict=True):
+        assert np.array_equal(np.isinf(rhos), outcomes != 0)  # inf exactly when infeasible
+    shares = json.loads((out / "demonstrations.json").read_text())["candidate_outcomes"]
+    assert set(shares) == {"all", *frame["agent"]}
+    assert sum(shares["all"].values()) == pytest.approx(1.0, abs=1e-3)
+    stamp = (out / "demonstrations.parquet").stat().st_mtime_ns
+    again = run_cli(*args, "--out", str(out), timeout=900)
+    assert (out / "demonstrations.parquet").stat().st_mtime_ns == stamp
+    assert "[demonstrate]" not in again.stderr  # (progress goes to stderr)
+    # a run of the older expert (candidates with the ends of out lines) is recorded again
+    sidecar = json.loads((out / "demonstrations.json").read_text())
+    del sidecar["demonstration_version"]
+    (out / "demonstrations.json").write_text(json.dumps(sidecar))
+    (part,) = (out / "parts").iterdir()
+    part.write_bytes(pickle.dumps(pickle.loads(part.read_bytes())["rows"]))  # old format
+    again = run_cli(*args, "--out", str(out), timeout=900)
+    assert "[demonstrate]" in again.stderr
+    assert pickle.loads(part.read_bytes())["demonstration_version"] == DEMONSTRATION_VERSION
+
+
+def test_dagger_round_the_policy_plays_and_the_expert_labels(zones_run, tmp_path):
+    """`demonstrate --policy RUN`: the run's greedy policy plays every decision (the played
+    action is its most likely one on the recorded observation, or do nothing when that one
+    is cooling), the expert labels; `train` then learns from both demonstration runs."""
+    from gridfactor.agents.trained import load_trained_agent
+
+    fact = zones_run / "factorization.json"
+    args = ["demonstrate", "--factorization", str(fact), "--env", ENV14, "--episodes", "2"]
+    args += ["--episode-steps", "60", "--workers", "1"]
+    run_cli(*args, "--out", str(tmp_path / "expert"), timeout=900)
+    run_cli(*args, "--policy", str(zones_run), "--out", str(tmp_path / "dagger"), timeout=900)
+    frame = pd.read_parquet(tmp_path / "dagger" / "demonstrations.parquet")
+    decisions = frame[frame["decider"]]
+    policy = load_trained_agent(zones_run)
+    env = make_env(ENV14)
+    frame_of_policy = policy.bind(env)  # case14 has no substation cooldown: it never waits
+    for row in decisions.itertuples():
+        best = int(np.argmax(policy.logits(row.agent, row.obs_local)))
+        expected = frame_of_policy.by_id[row.agent].action_keys[best]
+        assert (row.played_sub, row.played_index) == tuple(expected)
+    env.close()
+    # the policy, not the expert: it disagrees with the labels somewhere
+    disagree = (decisions["played_sub"] != decisions["label_sub"]) | (
+        decisions["played_index"] != decisions["label_index"]
+    )
+    assert disagree.any() and len(decisions) > 5
+    proc = run_cli(
+        *args, "--policy", str(tmp_path / "expert"), "--out", str(tmp_path / "x"), check=False
+    )
+    assert_user_error(proc, "is not a training run")
+    run = tmp_path / "run"
+    run_cli(
+        *("train", "--factorization", str(fact), "--env", ENV14, "--timesteps", "0"),
+        *(
+            "--demonstrations",
+            str(tmp_path / "expert"),
+            "--demonstrations",
+            str(tmp_path / "dagger"),
+        ),
+        *("--imitation-epochs", "2", "--out", str(run)),
+        timeout=900,
+    )
+    imitation = json.loads((run / "imitation.json").read_text())
+    trained = sum(r["n_train"] + r["n_held_out"] + r["dropped"] for r in imitation["agents"])
+    both = sum(
+        len(pd.read_parquet(tmp_path / d / "demonstrations.parquet")) for d in ("expert", "dagger")
+    )
+    assert trained == both
+
+
+def kl_divergence(p_logits: np.ndarray, q_logits: np.ndarray) -> float:
+    p = np.exp(p_logits - p_logits.max()) / np.exp(p_logits - p_logits.max()).sum()
+    q = np.exp(q_logits - q_logits.max()) / np.exp(q_logits - q_logits.max()).sum()
+    return float((p * (np.log(p) - np.log(q))).sum())
+
+
+def test_ppo_anchored_to_the_imitation_stays_near_it(tmp_path):
+    """`train --anchor`: with a strong KL anchor to the cloned policies, PPO at a high
+    learning rate stays near the clone on the demonstrated states; without it the same PPO
+    moves at least 10 times as far (the anchor is what holds it)."""
+    from gridfactor.agents.trained import load_trained_agent
+    env = make_env(ENV14)
+    case14_factorization(env).save(tmp_path / "factorization.json")
+    env.close()
+    fact = ["--factorization", str(tmp_path / "factorization.json"), "--env", ENV14]
+    demos = tmp_path / "demos"
+    run_cli(
+        "demonstrate",
+        *fact,
+        "--episodes",
+        "4",
+        "--episode-steps",
+        "100",
+        "--workers",
+        "1",
+        "--out",
+        str(demos),
+        timeout=900,
+    )
+    frame = pd.read_parquet(demos / "demonstrations.parquet")
+    drift = {}  # mean KL(clone || tuned policy) over the demonstrated states
+    for anchor in ("0", "50"):
+        run = tmp_path / f"anchor{anchor}"
+        run_cli(
+            "train",
+            *fact,
+            "--demonstrations",
+            str(demos),
+            "--timesteps",
+            "600",
+            *("--train-batch-size", "200", "--minibatch-size", "50", "--num-epochs", "4"),
+            *("--lr", "3e-3", "--imitation-epochs", "20", "--anchor", anchor, "--out", str(run)),
+            timeout=900,
+        )
+        clone, tuned = load_trained_agent(run, "imitation"), load_trained_agent(run)
+        drift[anchor] = np.mean(
+            [
+                kl_divergence(
+                    clone.logits(r.agent, r.obs_local), tuned.logits(r.agent, r.obs_local)
+                )
+                for r in frame.itertuples()
+            ]
+        )
+        kl = pd.read_csv(run / "metrics.csv").filter(like="anchor_kl/")
+        assert kl.notna().to_numpy().all() == (anchor != "0")  # logged when anchored
+    print(drift)
+    assert drift["50"] * 10 < drift["0"], drift
+
+
+# Fresh interpreter: the submission folder alone (the run directory is moved away), played
+# by grid2op's Runner on gridfactor's scenarios (chronic, start step, length, seed).
+RUNNER_SCRIPT = """
+import importlib.util, json, sys, warnings
+warnings.filterwarnings("ignore")
+import pandas as pd
+from grid2op.Runner import Runner
+from gridfactor.envs.grid2op_env import make_env
+
+folder, scenarios = sys.argv[1], pd.read_csv(sys.argv[2])
+spec = importlib.util.spec_from_file_location("submission", folder + "/__init__.py")
+submission = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(submission)
+env = make_env("rte_case14_realistic")
+agent = submission.make_agent(env, folder)
+runner = Runner(**env.get_params_for_runner(), agentClass=None, agentInstance=agent)
+result = runner.run(
+    nb_episode=len(scenarios),
+    max_iter=int(scenarios["length"].iloc[0]),
+    env_seeds=[int(s) for s in scenarios["seed"]],
+    agent_seeds=[int(s) for s in scenarios["seed"]],
+    reset_options=[{"time serie id": int(c), "init ts": int(s)}
+                   for c, s in zip(scenarios["chronic"], scenarios["start"])],
+)
+print(json.dumps({"steps": [int(r[3]) for r in result], "ray": "ray" in sys.modules}))
+"""
+
+
+def test_export_runs_in_grid2op_runner_like_evaluation(zones_run: Path, tmp_path: Path) -> None:
+    """The exported agent, run by grid2op's Runner in a fresh interpreter without Ray and
+    without the run directory, survives exactly as long as gridfactor's evaluation of the
+    run on every scenario; its TorchScript policies give the RLModules' logits exactly."""
+    from gridfactor.agents.exported import load_exported_agent
+    from gridfactor.agents.trained import load_trained_agent
+
+    sub = tmp_path / "submission"
+    run_cli("export", str(zones_run), "--out", str(sub))
+    assert (sub / "__init__.py").is_file() and (sub / "policies" / "cluster_0.pt").is_file()
+    ev = evaluate(
+        EvalConfig(
+            runs=(str(zones_run),),
+            submissions=(str(sub),),  # the export, loaded as any L2RPN submission
+            agents=("do-nothing",),
+            n_episodes=3,
+            episode_steps=288,
+            out=str(tmp_path / "ev"),
+            parallel=ParallelConfig(workers=1),
+            progress=False,
+        )
+    )
+    episodes = pd.read_csv(ev / "episodes.csv")
+    trained = episodes[episodes["agent"] == "distributed-local"].sort_values("episode")
+    assert trained["actions"].sum() > 0  # the policy acted: its survival is its own
+    exported = episodes[episodes["agent"] == "submission"].sort_values("episode")
+    same = ["survived", "completed", "actions", "illegal", "distinct_actions"]
+    assert exported[same].reset_index(drop=True).equals(trained[same].reset_index(drop=True))
+
+    rlmodules = load_trained_agent(zones_run)
+    scripted = load_exported_agent(sub)
+    rng = np.random.default_rng(0)
+    for aid, module in rlmodules.modules.items():
+        features = rng.uniform(0, 2, int(module.observation_space.shape[0])).astype(np.float32)
+        assert np.array_equal(rlmodules.logits(aid, features), scripted.logits(aid, features))
+
+    away = zones_run.with_name("moved-away")
+    zones_run.rename(away)
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-c", RUNNER_SCRIPT, str(sub), str(ev / "scenarios.csv")],
+            capture_output=True,
+            text=True,
+            timeout=1200,
+        )
+    finally:
+        away.rename(zones_run)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert not result["ray"]
+    expected = trained["survived"] + (~trained["completed"]).astype(int)
+    assert result["steps"] == [int(x) for x in expected], (result, trained)
