@@ -48,4 +48,3 @@ MAX_ZONES = typer.Option(
 N_BOOTSTRAP = typer.Option(
     0, "--n-bootstrap", help="Stability: re-factorize this many half-subsamples (0 = skip)."
 )
-

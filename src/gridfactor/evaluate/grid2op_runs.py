@@ -26,9 +26,7 @@ SCRATCH_DIR = "_scratch"  # grid2viz skips folders starting with "_"
 
 def episode_dir(out: Path, label: str, scenario: Scenario) -> Path:
     """Final EpisodeData folder of (agent ``label``, ``scenario``)."""
-    return (
-        out / EPISODES_DIR / safe_name(label) / f"{scenario.episode:04d}_{scenario.chronic_name}"
-    )
+    return out / EPISODES_DIR / safe_name(label) / f"{scenario.episode:04d}_{scenario.chronic_name}"
 
 
 def scratch_dir(out: Path, label: str, scenario: Scenario) -> Path:
