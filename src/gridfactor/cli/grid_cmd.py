@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import typer
@@ -53,25 +57,26 @@ PRIOR = typer.Option(
 )
 
 
-def _config(
-    env,
-    n_episodes,
-    n_samples,
-    seed,
-    quantile,
-    max_steps,
-    explore,
-    min_elements,
-    k,
-    threshold,
-    alpha,
-    n_permutations,
-    min_mi,
-    partition="spectral",
-    n_zones="auto",
-    max_zones=None,
-    prior="proximity",
-):
+def _factorize_options(
+    env: str = ENV,
+    n_episodes: int = MAX_EPISODES,
+    n_samples: int = N_SAMPLES,
+    threshold: str = THRESHOLD,
+    quantile: float = QUANTILE,
+    alpha: float = ALPHA,
+    n_permutations: int = N_PERMUTATIONS,
+    min_mi: float = MIN_MI,
+    max_steps: int = MAX_STEPS,
+    explore: float = EXPLORE,
+    min_elements: int = MIN_ELEMENTS,
+    k: int = K,
+    partition: str = GRID_PARTITION,
+    n_zones: str = N_ZONES,
+    max_zones: int = MAX_ZONES,
+    prior: str = PRIOR,
+    seed: int = SEED,
+) -> Any:
+    """The options of a grid factorization, declared once: -> GridFactorizeConfig."""
     from gridfactor.factorize.partition import check_n_zones
     from gridfactor.grid.pipeline import GridFactorizeConfig
 
@@ -94,6 +99,28 @@ def _config(
         max_zones=max_zones,
         prior=prior,
     ).validate()
+
+
+def _with_factorize_options(command: Callable[..., None]) -> Callable[..., None]:
+    """``command(config, **own)`` as a typer command taking the factorization options (of
+    :func:`_factorize_options`, first in ``--help``) and its own: typer reads the
+    signature and the annotations, so both are given the two lists joined."""
+    shared = list(inspect.signature(_factorize_options).parameters.values())
+    own = [p for p in inspect.signature(command).parameters.values() if p.name != "config"]
+
+    @functools.wraps(command)
+    def run(**options: Any) -> None:
+        config = _factorize_options(**{p.name: options.pop(p.name) for p in shared})
+        command(config, **options)
+
+    run.__signature__ = inspect.Signature(shared + own)  # type: ignore[attr-defined]
+    run.__annotations__ = {
+        **_factorize_options.__annotations__,
+        **command.__annotations__,
+        "return": "None",
+    }
+    run.__annotations__.pop("config", None)
+    return run
 
 
 def _print_result(result) -> None:
@@ -197,24 +224,9 @@ def collect_cmd(
 
 
 @app.command("factorize")
+@_with_factorize_options
 def factorize_cmd(
-    env: str = ENV,
-    n_episodes: int = MAX_EPISODES,
-    n_samples: int = N_SAMPLES,
-    threshold: str = THRESHOLD,
-    quantile: float = QUANTILE,
-    alpha: float = ALPHA,
-    n_permutations: int = N_PERMUTATIONS,
-    min_mi: float = MIN_MI,
-    max_steps: int = MAX_STEPS,
-    explore: float = EXPLORE,
-    min_elements: int = MIN_ELEMENTS,
-    k: int = K,
-    partition: str = GRID_PARTITION,
-    n_zones: str = N_ZONES,
-    max_zones: int = MAX_ZONES,
-    prior: str = PRIOR,
-    seed: int = SEED,
+    config: Any,
     out: Path = typer.Option(Path("runs/factorize"), "--out", help="Run directory."),
     workers: int = WORKERS,
     ray_address: str = RAY_ADDRESS,
@@ -227,26 +239,8 @@ def factorize_cmd(
     from gridfactor.envs.grid2op_env import TOPOLOGY, check_action_support
     from gridfactor.grid.pipeline import factorize_grid
 
-    config = _config(
-        env,
-        n_episodes,
-        n_samples,
-        seed,
-        quantile,
-        max_steps,
-        explore,
-        min_elements,
-        k,
-        threshold,
-        alpha,
-        n_permutations,
-        min_mi,
-        partition,
-        n_zones,
-        max_zones,
-        prior,
-    )
-    check_action_support(env, TOPOLOGY, "gridfactor factorize")  # before the run dir / Ray
+    # before the run dir and Ray
+    check_action_support(config.env_name, TOPOLOGY, "gridfactor factorize")
     start = time.perf_counter()
     result = factorize_grid(
         config,
@@ -263,24 +257,9 @@ def factorize_cmd(
 
 
 @app.command("factorize-stability")
+@_with_factorize_options
 def factorize_stability_cmd(
-    env: str = ENV,
-    n_episodes: int = MAX_EPISODES,
-    n_samples: int = N_SAMPLES,
-    threshold: str = THRESHOLD,
-    quantile: float = QUANTILE,
-    alpha: float = ALPHA,
-    n_permutations: int = N_PERMUTATIONS,
-    min_mi: float = MIN_MI,
-    max_steps: int = MAX_STEPS,
-    explore: float = EXPLORE,
-    min_elements: int = MIN_ELEMENTS,
-    k: int = K,
-    partition: str = GRID_PARTITION,
-    n_zones: str = N_ZONES,
-    max_zones: int = MAX_ZONES,
-    prior: str = PRIOR,
-    seed: int = SEED,
+    config: Any,
     stability_seeds: int = typer.Option(
         3, "--stability-seeds", help="Number of seeds (seed, seed+1, ...)."
     ),
@@ -295,27 +274,8 @@ def factorize_stability_cmd(
     from gridfactor.envs.grid2op_env import TOPOLOGY, check_action_support
     from gridfactor.grid.stability import stability
 
-    config = _config(
-        env,
-        n_episodes,
-        n_samples,
-        seed,
-        quantile,
-        max_steps,
-        explore,
-        min_elements,
-        k,
-        threshold,
-        alpha,
-        n_permutations,
-        min_mi,
-        partition,
-        n_zones,
-        max_zones,
-        prior,
-    )
-    check_action_support(env, TOPOLOGY, "gridfactor factorize-stability")  # before any work
-    seeds = [seed + i for i in range(stability_seeds)]
+    check_action_support(config.env_name, TOPOLOGY, "gridfactor factorize-stability")
+    seeds = [config.seed + i for i in range(stability_seeds)]
     runs, ari = stability(
         config,
         seeds,
