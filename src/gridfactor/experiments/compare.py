@@ -149,6 +149,10 @@ PRESETS: dict[str, Preset] = {
         eval_episodes=12,
         eval_steps=2016,
         guards=(0, 3, 10),
+        # two rounds: the clone of the expert's demonstrations alone survives 993 steps a
+        # week, after two rounds 1594 (docs/results.md)
+        dagger_rounds=2,
+        anchor=1.0,
         peers=("expertop",),
     ),
 }
