@@ -400,37 +400,38 @@ def resolve(config: EvalConfig) -> tuple[str, list[AgentSpec], HeldOut, list[dic
         if split is not None:
             splits.add(split)
         one_zone = len(agent.factorization.clusters) == 1  # propose = its own guard
-        for checkpoint, coordinator, guard in itertools.product(
-            config.checkpoints, config.coordinators, config.guards
-        ):
+        for coordinator, guard in itertools.product(config.coordinators, config.guards):
             if coordinator != "capa" and one_zone:
                 continue
             name = agent.name + ("" if coordinator == "capa" else f"+{coordinator}")
             name += "" if guard == 0 else f"+guard{guard}"
-            if len(config.checkpoints) > 1 and checkpoint is not None:
-                name += f" [{checkpoint}]"
-            label = _label(name, run_dir, used)
-            run_configs.append(
-                {
-                    "dir": str(run_dir),
-                    "label": label,
-                    "guard": guard,
-                    "coordinator": coordinator,
-                    "checkpoint": checkpoint,
-                    **run_cfg,
-                }
-            )
-            specs.append(
-                AgentSpec(
-                    label,
-                    "run",
-                    str(run_dir),
-                    float(agent.danger),
-                    checkpoint,
-                    guard,
-                    coordinator=coordinator,
+            base = _label(name, run_dir, used)
+            for checkpoint in config.checkpoints:
+                # "<label> [<checkpoint>]": the report pairs it with "<label>"
+                label = base
+                if len(config.checkpoints) > 1 and checkpoint is not None:
+                    label = _label(f"{base} [{checkpoint}]", run_dir, used)
+                run_configs.append(
+                    {
+                        "dir": str(run_dir),
+                        "label": label,
+                        "guard": guard,
+                        "coordinator": coordinator,
+                        "checkpoint": checkpoint,
+                        **run_cfg,
+                    }
                 )
-            )
+                specs.append(
+                    AgentSpec(
+                        label,
+                        "run",
+                        str(run_dir),
+                        float(agent.danger),
+                        checkpoint,
+                        guard,
+                        coordinator=coordinator,
+                    )
+                )
     if len(env_names) > 1:
         raise UserError(
             f"the runs were trained on different envs ({', '.join(sorted(env_names))}); "
