@@ -173,6 +173,11 @@ def compare_cmd(
     anchor: float = typer.Option(
         None, "--anchor", help="Override the preset's KL anchor of PPO to the imitation."
     ),
+    label_zones: str = typer.Option(
+        None,
+        "--label-zones",
+        help="Override the preset's demonstration labels: all (every zone) or capa.",
+    ),
     factorization: Path = typer.Option(
         None,
         "--factorization",
@@ -203,6 +208,7 @@ def compare_cmd(
             ("demo_episodes", demo_episodes),
             ("dagger_rounds", dagger_rounds),
             ("anchor", anchor),
+            ("label_zones", label_zones),
         )
         if value is not None
     }

@@ -56,7 +56,9 @@ class Preset:
         threshold rule: the zones need only the MI, the threshold rule's clusters are shown
         beside).
     demo_episodes / demo_explore: demonstration episodes (one day each) and the share of
-        do-nothing steps in them.
+        do-nothing steps in them; label_zones: "all" (every zone labelled at every decision,
+        the better data with DAgger rounds) or "capa" (the deciding zone only, the better
+        clones without DAgger; docs/results.md).
     timesteps: PPO budget in decisions after imitation, the same for every variant.
     train_*: PPO settings; train_episode_steps: grid2op steps of a training episode.
     eval_*: held-out evaluation episodes and their length (grid2op steps; clipped to the
@@ -88,6 +90,7 @@ class Preset:
     guards: tuple[int, ...] = (0,)
     dagger_rounds: int = 0
     anchor: float = 0.0
+    label_zones: str = "all"
     variants: tuple[str, ...] = VARIANTS
     peers: tuple[str, ...] = ()
 
@@ -129,6 +132,8 @@ PRESETS: dict[str, Preset] = {
         eval_episodes=10,
         eval_steps=288,
         variants=("distributed-local", "centralized"),
+        # no DAgger here: the deciding zone's labels give the better clones
+        label_zones="capa",
         peers=("expertop",),
     ),
     # The README's experiment, evaluated on weeks (a day does not separate the strong agents
@@ -182,6 +187,12 @@ class CompareConfig:
         if unknown:
             raise UserError(f"unknown budget {unknown[0]!r}; choose among {', '.join(fields)}")
         budget = replace(PRESETS[self.preset], **self.overrides)
+        from gridfactor.demonstrate.demonstrations import LABEL_ZONES
+
+        if budget.label_zones not in LABEL_ZONES:
+            raise UserError(
+                f"--label-zones must be one of {', '.join(LABEL_ZONES)}, got {budget.label_zones!r}"
+            )
         bad = [v for v in budget.variants if v not in VARIANTS]
         if bad or not budget.variants:
             raise UserError(f"unknown variant {bad}; choose among {', '.join(VARIANTS)}")
@@ -346,6 +357,7 @@ def _demonstrate(
             n_episodes=budget.demo_episodes,
             episode_steps=budget.train_episode_steps,
             explore=budget.demo_explore,
+            label_zones=budget.label_zones,
             seed=config.seed + round_,
             policy=str(policy) if policy else None,
         ),
