@@ -302,6 +302,7 @@ def test_env_without_topology_actions_real_executable_starts_no_ray(tmp_path, mo
         (["--factorization", "{data}/wcci_2022_factorization.json"], ["l2rpn_wcci_2022", "--env"]),
         (["--factorization", "{tmp}/nope.json"], ["nope.json not found"]),
         (["--score", "nope"], ["unknown scorer 'nope'", "l2rpn2020"]),
+        (["--label-zones", "every"], ["--label-zones", "all, capa"]),
     ],
 )
 def test_compare_checks_given_zones_and_scorer_before_any_stage(tmp_path, extra, fragments):
