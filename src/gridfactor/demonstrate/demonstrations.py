@@ -59,6 +59,14 @@ DEMONSTRATION_VERSION = 4
 LABEL_ZONES = ("all", "capa")
 
 
+def check_label_zones(label_zones: str) -> None:
+    """One line for a ``--label-zones`` that is not one of :data:`LABEL_ZONES`."""
+    if label_zones not in LABEL_ZONES:
+        raise UserError(
+            f"--label-zones must be one of {', '.join(LABEL_ZONES)}, got {label_zones!r}"
+        )
+
+
 @dataclass(frozen=True)
 class DemonstrateConfig:
     """Settings of a demonstration run.
@@ -98,10 +106,7 @@ class DemonstrateConfig:
             raise UserError("--validation-fraction must be in (0, 1)")
         if not self.danger > 0:
             raise UserError(f"--danger must be > 0, got {self.danger}")
-        if self.label_zones not in LABEL_ZONES:
-            raise UserError(
-                f"--label-zones must be one of {', '.join(LABEL_ZONES)}, got {self.label_zones!r}"
-            )
+        check_label_zones(self.label_zones)
         return self
 
 

@@ -187,12 +187,9 @@ class CompareConfig:
         if unknown:
             raise UserError(f"unknown budget {unknown[0]!r}; choose among {', '.join(fields)}")
         budget = replace(PRESETS[self.preset], **self.overrides)
-        from gridfactor.demonstrate.demonstrations import LABEL_ZONES
+        from gridfactor.demonstrate.demonstrations import check_label_zones
 
-        if budget.label_zones not in LABEL_ZONES:
-            raise UserError(
-                f"--label-zones must be one of {', '.join(LABEL_ZONES)}, got {budget.label_zones!r}"
-            )
+        check_label_zones(budget.label_zones)  # before any stage, not at the demonstrations
         bad = [v for v in budget.variants if v not in VARIANTS]
         if bad or not budget.variants:
             raise UserError(f"unknown variant {bad}; choose among {', '.join(VARIANTS)}")
