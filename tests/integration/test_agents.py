@@ -56,6 +56,24 @@ def test_rank_substations_capa(obs):
     assert rules.rank_substations(obs, [1]) == [1]
 
 
+def test_rank_substations_matches_the_sort_of_its_definition(obs):
+    """The vectorized CAPA order equals sorting by (-max rho, -mean rho, id) of each
+    substation's lines, ties included (rho drawn on a coarse grid so that they occur)."""
+    rules = HighLevelRules()
+    lines_of = {
+        s: np.flatnonzero((obs.line_or_to_subid == s) | (obs.line_ex_to_subid == s))
+        for s in range(obs.n_sub)
+    }
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        obs.rho[:] = rng.integers(0, 4, obs.n_line) / 4
+        subs = sorted(rng.choice(obs.n_sub, size=rng.integers(1, obs.n_sub), replace=False))
+        expected = sorted(
+            subs, key=lambda s: (-obs.rho[lines_of[s]].max(), -obs.rho[lines_of[s]].mean(), s)
+        )
+        assert rules.rank_substations(obs, subs) == [int(s) for s in expected]
+
+
 def test_reconnect_action(obs, g2env):
     rules = HighLevelRules()
     obs.line_status[:] = True
@@ -280,10 +298,12 @@ def test_agents_never_pick_actions_of_substations_in_cooldown():
     assert agent.act(obs, env) == env.action_space({})
     with torch.no_grad():
         head.bias[preferred] = 0.0
+    agent = TrainedAgent("centralized", ENV, fact, 0.9, "local", {}, Path("."), {aid: module})
     assert agent.choose(obs, env) == (aid, fallback)  # not cooling: played
     assert agent.act(obs, env) is frame.action(aid, fallback, obs)
     with torch.no_grad():
         head.bias[preferred] = 10.0
+    agent = TrainedAgent("centralized", ENV, fact, 0.9, "local", {}, Path("."), {aid: module})
     for guard, coordinator in ((3, "capa"), (0, "propose"), (3, "propose")):
         agent.guard, agent.coordinator = guard, coordinator
         with warnings.catch_warnings():

@@ -172,9 +172,9 @@ def test_train_distributed_resume_and_act(tmp_path, fact_path, ray_session, rlli
     def logits(agent):
         return {
             aid: np.stack(
-                [agent.logits(aid, f[: module.observation_space.shape[0]]) for f in features]
+                [agent.logits(aid, f[: policy.n_inputs]) for f in features]
             )
-            for aid, module in agent.modules.items()
+            for aid, policy in agent.policies.items()
         }
 
     before = logits(load_trained_agent(run_dir))

@@ -229,18 +229,20 @@ class ObservationEncoder:
 
     def __call__(self, obs: Any) -> np.ndarray:
         """(size,) float32 features of ``obs``."""
-        rho = np.nan_to_num(np.asarray(obs.rho, dtype=np.float32))
+        # fmax(x, 0) is clip-at-0 that also maps NaN to 0 (np.nan_to_num costs 7 us a call:
+        # a third of a pure policy's decision)
+        rho = np.asarray(obs.rho, dtype=np.float32)
         topo = np.asarray(obs.topo_vect)[self.topo_pos]
         parts = (
-            np.clip(rho[self.lines], 0.0, RHO_CLIP),
+            np.minimum(np.fmax(rho[self.lines], 0.0), RHO_CLIP),
             np.asarray(obs.line_status, dtype=np.float32)[self.lines],
             np.minimum(obs.time_before_cooldown_line[self.lines] / COOLDOWN_SCALE, 1.0),
-            (topo == 2).astype(np.float32),
-            (topo == -1).astype(np.float32),
+            topo == 2,
+            topo == -1,
             np.minimum(obs.time_before_cooldown_sub[self.subs] / COOLDOWN_SCALE, 1.0),
-            np.array([min(float(rho.max()), RHO_CLIP)]),
+            (min(float(np.fmax.reduce(rho, initial=0.0)), RHO_CLIP),),
         )
-        return np.concatenate(parts).astype(np.float32)
+        return np.concatenate(parts, dtype=np.float32)
 
     @property
     def high(self) -> float:

@@ -7,10 +7,11 @@ Layout of the folder::
                              policies, versions, where it came from
     factorization.json       the zones (one cluster for a centralized agent)
     action_sets.json         the per-agent action subsets (when the run has them)
-    policies/<agent id>.pt   each zone policy as TorchScript (observation -> logits)
+    policies/<agent id>.npz  each zone policy's layers as numpy arrays (observation -> logits,
+                             :class:`gridfactor.agents.policy_net.GreedyMLP`)
 
-Loading needs grid2op, torch and gridfactor installed, and nothing else: neither the training
-run directory nor Ray/RLlib. The policies are TorchScript so that RLlib's checkpoint format
+Loading needs grid2op and gridfactor installed, and nothing else: neither the training run
+directory nor Ray/RLlib. The policies are plain arrays so that RLlib's checkpoint format
 (pickled Ray classes, tied to a Ray version) stays out of the submission; the decision frame
 (danger threshold, reconnection, CAPA) is gridfactor's own code, so the exported agent
 decides exactly as the evaluated one (one implementation, not a copy that can drift).
@@ -22,14 +23,14 @@ import json
 import os
 import shutil
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 from gridfactor.errors import UserError
 from gridfactor.runs import write_json, write_text
 from gridfactor.version import __version__
 
-EXPORT_FORMAT = 1
+# 2: policies as .npz arrays (1: TorchScript)
+EXPORT_FORMAT = 2
 # file that marks a folder written by `gridfactor export`
 EXPORT_MANIFEST = "gridfactor_agent.json"
 POLICY_DIR = "policies"
@@ -37,7 +38,7 @@ POLICY_DIR = "policies"
 SUBMISSION_INIT = '''"""{name} agent of gridfactor, exported from {run}.
 
 An L2RPN-style submission: ``make_agent(env, this_directory)`` returns a grid2op BaseAgent.
-Requires grid2op, torch and gridfactor (pip install gridfactor); not the training run.
+Requires grid2op and gridfactor (pip install gridfactor); not the training run.
 """
 
 
@@ -46,37 +47,6 @@ def make_agent(env, this_directory):
 
     return load_agent(this_directory, env)
 '''
-
-
-class ScriptedPolicy:
-    """A TorchScript policy answering the RLModule calls :class:`TrainedAgent` makes."""
-
-    def __init__(self, path: Path, n_actions: int) -> None:
-        import torch
-
-        self.net = torch.jit.load(str(path), map_location="cpu")
-        self.net.eval()
-        self.action_space = SimpleNamespace(n=int(n_actions))
-
-    def forward_inference(self, batch: dict[str, Any]) -> dict[str, Any]:
-        return {"action_dist_inputs": self.net(batch["obs"])}
-
-
-def _script(module: Any) -> Any:
-    """TorchScript of an RLlib torch RLModule's greedy path: observations -> logits."""
-    import torch
-
-    class Logits(torch.nn.Module):
-        def __init__(self, inner: Any) -> None:
-            super().__init__()
-            self.inner = inner
-
-        def forward(self, obs: torch.Tensor) -> torch.Tensor:
-            return self.inner.forward_inference({"obs": obs})["action_dist_inputs"]
-
-    example = torch.zeros(1, int(module.observation_space.shape[0]), dtype=torch.float32)
-    with torch.no_grad():
-        return torch.jit.trace(Logits(module).eval(), example)
 
 
 def export_run(
@@ -92,8 +62,6 @@ def export_run(
     The folder is built next to ``out`` and renamed into place: an interrupted export
     leaves no half folder.
     """
-    import torch
-
     from gridfactor.agents.trained import ACTION_SETS_FILE, load_trained_agent
 
     run_dir, out = Path(run_dir), Path(out)
@@ -106,14 +74,10 @@ def export_run(
     shutil.rmtree(tmp, ignore_errors=True)
     (tmp / POLICY_DIR).mkdir(parents=True)
     policies = {}
-    for aid, module in sorted(agent.modules.items()):
-        rel = f"{POLICY_DIR}/{aid}.pt"
-        _script(module).save(str(tmp / rel))
-        policies[aid] = {
-            "file": rel,
-            "n_actions": int(module.action_space.n),
-            "obs_size": int(module.observation_space.shape[0]),
-        }
+    for aid, policy in sorted(agent.policies.items()):
+        rel = f"{POLICY_DIR}/{aid}.npz"
+        policy.save(tmp / rel)
+        policies[aid] = {"file": rel, "n_actions": policy.n_actions, "obs_size": policy.n_inputs}
     agent.factorization.save(tmp / "factorization.json")
     if (run_dir / ACTION_SETS_FILE).is_file():
         shutil.copyfile(run_dir / ACTION_SETS_FILE, tmp / ACTION_SETS_FILE)
@@ -128,7 +92,6 @@ def export_run(
             "guard": int(guard),
             "policies": policies,
             "gridfactor_version": __version__,
-            "torch_version": torch.__version__,
             "source": {"run": str(run_dir.resolve()), "checkpoint": str(agent.checkpoint)},
         },
     )
@@ -140,10 +103,11 @@ def export_run(
 
 
 def load_exported_agent(folder: str | Path, guard: int | None = None) -> Any:
-    """The :class:`TrainedAgent` of an export folder (torch only: no Ray, no run directory).
+    """The :class:`TrainedAgent` of an export folder (numpy only: no Ray, no run directory).
 
     guard: None = the guard recorded at export time.
     """
+    from gridfactor.agents.policy_net import GreedyMLP
     from gridfactor.agents.trained import TrainedAgent, load_action_sets
     from gridfactor.factorization import Factorization
 
@@ -154,9 +118,8 @@ def load_exported_agent(folder: str | Path, guard: int | None = None) -> Any:
             f"{folder} is export format {manifest.get('format')}, this gridfactor reads "
             f"format {EXPORT_FORMAT}; re-export the run with this gridfactor"
         )
-    modules = {
-        aid: ScriptedPolicy(folder / spec["file"], spec["n_actions"])
-        for aid, spec in manifest["policies"].items()
+    policies = {
+        aid: GreedyMLP.load(folder / spec["file"]) for aid, spec in manifest["policies"].items()
     }
     return TrainedAgent(
         name=manifest["name"],
@@ -166,7 +129,7 @@ def load_exported_agent(folder: str | Path, guard: int | None = None) -> Any:
         obs_mode=manifest["obs_mode"],
         split={},
         checkpoint=folder,
-        modules=modules,
+        policies=policies,
         action_sets=load_action_sets(folder),
         guard=int(manifest.get("guard", 0) if guard is None else guard),
     )

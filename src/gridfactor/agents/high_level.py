@@ -27,8 +27,7 @@ class HighLevelRules:
 
     def __init__(self, danger: float = DANGER) -> None:
         self.danger = float(danger)
-        self._sub_lines: dict[int, np.ndarray] = {}
-        self._n_sub = -1
+        self._incidence_cache: dict[tuple, tuple[np.ndarray, ...]] = {}
 
     def is_unsafe(self, obs: Any) -> bool:
         """True when some line has ``rho >= danger`` (an agent must decide)."""
@@ -53,27 +52,33 @@ class HighLevelRules:
             return None
         return action_space({"set_line_status": [(int(lines[0]), 1)]})
 
-    def _lines_of_subs(self, obs: Any) -> dict[int, np.ndarray]:
-        if self._n_sub != obs.n_sub:
+    def _incidence(self, obs: Any, candidate_subs: Sequence[int]) -> tuple[np.ndarray, ...]:
+        """(subs (k,), line ids (k, m) padded with 0, mask (k, m), has lines (k,)) of the
+        candidates, built once per grid and candidate list (a decision then ranks them with
+        a few array operations, not a Python loop over substations)."""
+        key = (int(obs.n_sub), tuple(int(s) for s in candidate_subs))
+        hit = self._incidence_cache.get(key)
+        if hit is None:
             or_sub = np.asarray(obs.line_or_to_subid)
             ex_sub = np.asarray(obs.line_ex_to_subid)
-            self._sub_lines = {
-                s: np.flatnonzero((or_sub == s) | (ex_sub == s)) for s in range(obs.n_sub)
-            }
-            self._n_sub = obs.n_sub
-        return self._sub_lines
+            lines = [np.flatnonzero((or_sub == s) | (ex_sub == s)) for s in key[1]]
+            width = max([len(x) for x in lines] + [1])
+            ids = np.zeros((len(lines), width), dtype=int)
+            mask = np.zeros((len(lines), width), dtype=bool)
+            for i, x in enumerate(lines):
+                ids[i, : len(x)], mask[i, : len(x)] = x, True
+            hit = (np.array(key[1], dtype=int), ids, mask, mask.any(axis=1))
+            self._incidence_cache[key] = hit
+        return hit
 
     def rank_substations(self, obs: Any, candidate_subs: Sequence[int]) -> list[int]:
         """CAPA order of ``candidate_subs``: descending max rho of the lines connected to the
         substation (origin or extremity side), ties broken by descending mean rho, then by
         substation id. Substations without lines come last."""
-        rho = np.asarray(obs.rho, dtype=float)
-        sub_lines = self._lines_of_subs(obs)
-        keys = []
-        for sub in candidate_subs:
-            lines = sub_lines[int(sub)]
-            if lines.size:
-                keys.append((-float(rho[lines].max()), -float(rho[lines].mean()), int(sub)))
-            else:
-                keys.append((np.inf, np.inf, int(sub)))
-        return [sub for _, _, sub in sorted(keys)]
+        subs, ids, mask, has_lines = self._incidence(obs, candidate_subs)
+        rho = np.asarray(obs.rho, dtype=float)[ids]
+        max_rho = np.where(mask, rho, -np.inf).max(axis=1)
+        mean_rho = np.where(mask, rho, 0.0).sum(axis=1) / np.maximum(mask.sum(axis=1), 1)
+        # lexsort: the last key is the primary one
+        order = np.lexsort((subs, -mean_rho, -max_rho, ~has_lines))
+        return subs[order].tolist()

@@ -17,6 +17,7 @@ import numpy as np
 
 from gridfactor.agents.expert import best_by_simulation
 from gridfactor.agents.frame import DecisionFrame, frame_for
+from gridfactor.agents.policy_net import GreedyMLP, as_greedy
 from gridfactor.errors import UserError
 from gridfactor.factorization import Factorization
 
@@ -41,6 +42,8 @@ class TrainedAgent:
         split: the run's train/validation split (see ``gridfactor.envs.split.make_split``).
         checkpoint: the checkpoint directory the policies come from (or the imitation
             weights when the run has no PPO checkpoint yet).
+        policies: per agent id its policy, a :class:`GreedyMLP` (an RLlib RLModule given
+            here is converted to one).
         action_sets: the run's per-agent action subsets (None: every unitary action).
         guard: 0 = play the policy's greedy action; k > 0 = simulate the policy's k most
             likely actions and do nothing, play the lowest simulated max rho (the L2RPN
@@ -60,13 +63,14 @@ class TrainedAgent:
     obs_mode: str
     split: dict[str, Any]
     checkpoint: Path
-    modules: dict[str, Any] = field(repr=False)
+    policies: dict[str, GreedyMLP] = field(repr=False)
     action_sets: dict[str, list[tuple[int, int]]] | None = None
     guard: int = 0
     coordinator: str = "capa"
     _frame: DecisionFrame | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
+        self.policies = {aid: as_greedy(p) for aid, p in self.policies.items()}
         if self.coordinator not in COORDINATORS:
             raise UserError(
                 f"unknown coordinator {self.coordinator!r}; choose among {', '.join(COORDINATORS)}"
@@ -77,15 +81,15 @@ class TrainedAgent:
         if self._frame is not None and self._frame.action_space_id == id(env.action_space):
             return self._frame
         frame = frame_for(self.factorization, env, self.obs_mode, self.danger, self.action_sets)
-        missing = sorted(set(frame.agent_ids) - set(self.modules))
+        missing = sorted(set(frame.agent_ids) - set(self.policies))
         if missing:
             raise UserError(
                 f"checkpoint {self.checkpoint} has no policy for {', '.join(missing)}; "
                 "use the factorization of the run"
             )
         for a in frame.agents:
-            n_out = self._n_outputs(a.agent_id)
-            if n_out is not None and n_out != a.n_actions:
+            n_out = self.policies[a.agent_id].n_actions
+            if n_out != a.n_actions:
                 raise UserError(
                     f"policy {a.agent_id} has {n_out} actions but the env gives "
                     f"{a.n_actions}; evaluate on the env the run was trained on "
@@ -93,10 +97,6 @@ class TrainedAgent:
                 )
         self._frame = frame
         return frame
-
-    def _n_outputs(self, aid: str) -> int | None:
-        space = getattr(self.modules[aid], "action_space", None)
-        return getattr(space, "n", None)
 
     def choose(self, obs: Any, env: Any) -> tuple[str | None, int]:
         """(agent id, action index) the decision logic picks with no guard and CAPA;
@@ -110,13 +110,7 @@ class TrainedAgent:
 
     def logits(self, aid: str, features: np.ndarray) -> np.ndarray:
         """(n_actions,) policy logits of agent ``aid`` for a (d,) feature vector."""
-        import torch
-
-        with torch.no_grad():
-            out = self.modules[aid].forward_inference(
-                {"obs": torch.as_tensor(features, dtype=torch.float32)[None]}
-            )
-        return out["action_dist_inputs"][0].numpy()
+        return self.policies[aid](features)
 
     def proposals(self, frame: DecisionFrame, aid: str, obs: Any, k: int) -> list[int]:
         """Indices of agent ``aid``'s ``k`` most likely actions in ``obs``, without do
@@ -130,7 +124,8 @@ class TrainedAgent:
         """
         logits = self.logits(aid, frame.encode(aid, obs))
         cooling = frame.in_cooldown(aid, obs)
-        top = np.argsort(-logits, kind="stable")[:k]
+        # argmax is the first of the largest, as the stable sort's first
+        top = [int(np.argmax(logits))] if k == 1 else np.argsort(-logits, kind="stable")[:k]
         return [int(i) for i in top if i != 0 and not cooling[i]]
 
     def prepare(self, env: Any) -> None:
@@ -151,13 +146,14 @@ class TrainedAgent:
             agents, k = frame.agent_ids, max(self.guard, 1)
         else:
             agents, k = [frame.choose_agent(obs)[0]], self.guard
-        candidates = [env.action_space({})]  # do nothing first: it wins ties
-        for aid in agents:
-            candidates += [
-                frame.action(aid, i, obs) for i in self.proposals(frame, aid, obs, k or 1)
-            ]
+        proposed = [
+            frame.action(aid, i, obs)
+            for aid in agents
+            for i in self.proposals(frame, aid, obs, k or 1)
+        ]
         if k == 0:  # greedy: the one proposal, if any
-            return candidates[-1]
+            return proposed[-1] if proposed else env.action_space({})
+        candidates = [env.action_space({}), *proposed]  # do nothing first: it wins ties
         best, _, _ = best_by_simulation(obs, candidates)
         return candidates[best]
 
@@ -230,15 +226,13 @@ def load_trained_agent(
     fact = Factorization.load(run_dir / "factorization.json")
     split_path = run_dir / "split.json"
     split = json.loads(split_path.read_text()) if split_path.is_file() else {}
-    modules = {}
+    policies = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for sub in sorted((ckpt / RL_MODULE_DIR).iterdir()):
             if sub.is_dir():
-                module = RLModule.from_checkpoint(str(sub.resolve()))
-                module.eval()
-                modules[sub.name] = module
-    if not modules:
+                policies[sub.name] = RLModule.from_checkpoint(str(sub.resolve()))
+    if not policies:
         raise UserError(f"checkpoint {ckpt} holds no policy")
     return TrainedAgent(
         name=agent_name(config),
@@ -248,7 +242,7 @@ def load_trained_agent(
         obs_mode=config.get("obs_mode", "local"),
         split=split,
         checkpoint=ckpt,
-        modules=modules,
+        policies=policies,
         action_sets=load_action_sets(run_dir),
         guard=int(guard),
         coordinator=coordinator,
