@@ -1,0 +1,101 @@
+"""Time per decision: a trained run's pure policy against the experts, same states.
+
+    python benchmarks/decision.py --run runs/demo/distributed-local --states 200
+
+States: unsafe states (max rho >= the run's danger threshold) met while doing nothing from
+seeded random starts of the run's held-out chronics. On every state, one after the other:
+the run's pure policy (``act``: CAPA, the observation, the numpy policy, the action), the
+same logits through the checkpoint's RLlib RLModule (``forward_inference``, the policy's
+reference implementation), the zone expert and the full expert (each simulates its
+candidates). Prints the mean time per decision of each and the experts' time over the
+policy's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import warnings
+
+import numpy as np
+
+
+def unsafe_states(env, agent, n: int, seed: int) -> list:
+    """Up to ``n`` unsafe observations (copies) of do-nothing episodes from seeded random
+    starts of the run's held-out chronics."""
+    chronics = (agent.split.get("validation") or {}).get("chronics") or [0]
+    rng = np.random.default_rng(seed)
+    states: list = []
+    for _ in range(50 * n):
+        if len(states) >= n:
+            break
+        env.set_id(int(rng.choice(chronics)))
+        obs = env.reset()
+        env.fast_forward_chronics(int(rng.integers(0, 6000)))
+        obs = env.get_obs()
+        for _ in range(2016):
+            if float(np.max(obs.rho)) >= agent.danger:
+                states.append(obs.copy())
+            obs, _, done, _ = env.step(env.action_space({}))
+            if done or len(states) >= n:
+                break
+    return states
+
+
+def per_decision_ms(decide, states) -> float:
+    tic = time.perf_counter()
+    for obs in states:
+        decide(obs)
+    return 1000.0 * (time.perf_counter() - tic) / len(states)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--run", required=True, help="a gridfactor train run directory")
+    parser.add_argument("--states", type=int, default=100)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    warnings.filterwarnings("ignore")
+    import torch
+    from ray.rllib.core.rl_module.rl_module import RLModule
+
+    from gridfactor.agents.baselines import make_baseline
+    from gridfactor.agents.trained import RL_MODULE_DIR, load_trained_agent
+    from gridfactor.envs.grid2op_env import make_env
+
+    agent = load_trained_agent(args.run)
+    env = make_env(agent.env_name)
+    frame = agent.bind(env)
+    states = unsafe_states(env, agent, args.states, args.seed)
+    modules = {
+        aid: RLModule.from_checkpoint(str((agent.checkpoint / RL_MODULE_DIR / aid).resolve()))
+        for aid in frame.agent_ids
+    }
+
+    def rl_module_logits(obs) -> None:
+        aid, _ = frame.choose_agent(obs)
+        features = torch.as_tensor(frame.encode(aid, obs))[None]
+        with torch.no_grad():
+            modules[aid].forward_inference({"obs": features})
+
+    zone_expert = make_baseline(
+        "expert-zone", danger=agent.danger, factorization=agent.factorization
+    )
+    expert = make_baseline("expert", danger=agent.danger)
+    for warm in states[:3]:  # one-time set-ups (action lists, simulators) are not timed
+        agent.act(warm, env), zone_expert.act(warm, env), expert.act(warm, env)
+        rl_module_logits(warm)
+    times = {
+        "pure policy (numpy)": per_decision_ms(lambda o: agent.act(o, env), states),
+        "  CAPA + RLModule forward only": per_decision_ms(rl_module_logits, states),
+        "zone expert": per_decision_ms(lambda o: zone_expert.act(o, env), states),
+        "full expert": per_decision_ms(lambda o: expert.act(o, env), states),
+    }
+    print(f"{agent.env_name}, run {args.run} ({agent.name}), {len(states)} unsafe states")
+    policy = times["pure policy (numpy)"]
+    for name, ms in times.items():
+        print(f"{name:32s} {1000 * ms:10.1f} us per decision  {ms / policy:8.1f}x the policy")
+
+
+if __name__ == "__main__":
+    main()
