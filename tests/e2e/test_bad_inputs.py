@@ -21,11 +21,18 @@ from tests.helpers import DATA, assert_user_error, run_cli, run_main
 N_LINE, N_SUB = 20, 14  # rte_case14_realistic (train's default env)
 
 
+def _ray_running() -> bool:
+    ray = sys.modules.get("ray")
+    return ray is not None and ray.is_initialized()
+
+
 @pytest.fixture(autouse=True)
 def _no_ray():
+    """A bad input is refused before Ray starts (a Ray left running by an earlier test in
+    the same process is not this test's)."""
+    before = _ray_running()
     yield
-    ray = sys.modules.get("ray")
-    assert ray is None or not ray.is_initialized(), "bad input started Ray"
+    assert before or not _ray_running(), "bad input started Ray"
 
 
 def _transitions(n: int = 60, seed: int = 0) -> pd.DataFrame:
