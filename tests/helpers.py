@@ -22,9 +22,16 @@ DATA = Path(__file__).resolve().parent / "data"
 GRIDFACTOR = Path(sys.executable).parent / "gridfactor"
 
 
-def run_cli(*args: str, cwd: Path | None = None, timeout: int = 900, check: bool = True):
-    """Run `gridfactor ARGS`; returns the CompletedProcess (text)."""
-    env = {**os.environ, "PYTHONWARNINGS": "ignore", "RAY_DEDUP_LOGS": "0"}
+def run_cli(
+    *args: str,
+    cwd: Path | None = None,
+    timeout: int = 900,
+    check: bool = True,
+    extra_env: dict[str, str] | None = None,
+):
+    """Run `gridfactor ARGS` (``extra_env``: more environment variables); returns the
+    CompletedProcess (text)."""
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "RAY_DEDUP_LOGS": "0", **(extra_env or {})}
     proc = subprocess.run(
         [str(GRIDFACTOR), *args],
         cwd=cwd,

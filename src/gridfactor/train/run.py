@@ -172,7 +172,8 @@ def build_algo_config(cfg: TrainConfig, env_config: dict[str, Any], spaces: dict
             lr=cfg.lr,
             gamma=cfg.gamma,
         )
-        .multi_agent(policies=set(spaces), policy_mapping_fn=_policy_mapping)
+        # a list, not a set: the modules are built (and their weights drawn) in this order
+        .multi_agent(policies=sorted(spaces), policy_mapping_fn=_policy_mapping)
         .rl_module(
             rl_module_spec=MultiRLModuleSpec(
                 rl_module_specs={
