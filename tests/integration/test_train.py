@@ -245,7 +245,7 @@ def test_train_centralized(tmp_path, ray_session, rllib_results):
     assert len(metrics) == 1
     agent = load_trained_agent(run_dir)
     assert agent.name == "centralized"
-    assert list(agent.modules) == ["cluster_0"]
+    assert list(agent.policies) == ["cluster_0"]
 
 
 def test_training_does_not_depend_on_string_hashing(tmp_path, fact_path):
