@@ -30,7 +30,7 @@ def unsafe_states(env, agent, n: int, seed: int) -> list:
         if len(states) >= n:
             break
         env.set_id(int(rng.choice(chronics)))
-        obs = env.reset()
+        env.reset()
         env.fast_forward_chronics(int(rng.integers(0, 6000)))
         obs = env.get_obs()
         for _ in range(2016):

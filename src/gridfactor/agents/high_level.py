@@ -56,7 +56,7 @@ class HighLevelRules:
         """(subs (k,), line ids (k, m) padded with 0, mask (k, m), has lines (k,)) of the
         candidates, built once per grid and candidate list (a decision then ranks them with
         a few array operations, not a Python loop over substations)."""
-        key = (int(obs.n_sub), tuple(int(s) for s in candidate_subs))
+        key = (int(obs.n_sub), tuple(candidate_subs))  # numpy and Python ints hash alike
         hit = self._incidence_cache.get(key)
         if hit is None:
             or_sub = np.asarray(obs.line_or_to_subid)

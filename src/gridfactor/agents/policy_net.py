@@ -74,12 +74,10 @@ class GreedyMLP:
             name = type(layer).__name__
             if isinstance(layer, torch.nn.Linear):
                 weights.append(layer.weight.detach().cpu().numpy().T.astype(np.float32).copy())
-                bias = layer.bias
-                n_out = layer.out_features
                 biases.append(
-                    np.zeros(n_out, np.float32)
-                    if bias is None
-                    else bias.detach().cpu().numpy().astype(np.float32)
+                    np.zeros(layer.out_features, np.float32)
+                    if layer.bias is None
+                    else layer.bias.detach().cpu().numpy().astype(np.float32)
                 )
                 activations.append("")
             elif name in ACTIVATIONS and activations and not activations[-1]:
