@@ -202,7 +202,8 @@ def test_dagger_round_the_policy_plays_and_the_expert_labels(zones_run, tmp_path
             "--demonstrations",
             str(tmp_path / "dagger"),
         ),
-        *("--imitation-epochs", "2", "--out", str(run)),
+        *("--imitation-epochs", "2", "--avoid-game-over", "1.0", "--no-reconnect"),
+        *("--out", str(run)),
         timeout=900,
     )
     imitation = json.loads((run / "imitation.json").read_text())
@@ -211,6 +212,11 @@ def test_dagger_round_the_policy_plays_and_the_expert_labels(zones_run, tmp_path
         len(pd.read_parquet(tmp_path / d / "demonstrations.parquet")) for d in ("expert", "dagger")
     )
     assert trained == both
+    assert all("top1_game_over" in r for r in imitation["agents"])
+    # the settings reach the run and the agent loaded from it
+    config = json.loads((run / "config.json").read_text())
+    assert (config["avoid_game_over"], config["reconnect"]) == (1.0, False)
+    assert load_trained_agent(run).reconnect is False and policy.reconnect is True
 
 
 def kl_divergence(p_logits: np.ndarray, q_logits: np.ndarray) -> float:

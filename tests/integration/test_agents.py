@@ -91,6 +91,19 @@ def test_reconnect_action(obs, g2env):
     assert rules.reconnect_action(obs, g2env.action_space) is None
 
 
+def test_safe_action_reconnects_only_when_the_frame_does(obs, g2env):
+    from gridfactor.agents.frame import DecisionFrame
+
+    fact = case14_factorization(g2env)
+    obs.line_status[:] = True
+    obs.line_status[11] = False
+    obs.time_before_cooldown_line[:] = 0
+    reconnecting = DecisionFrame(fact, g2env).safe_action(obs, g2env.action_space)
+    assert reconnecting.line_set_status[11] == 1
+    idle = DecisionFrame(fact, g2env, reconnect=False).safe_action(obs, g2env.action_space)
+    assert idle == g2env.action_space({})
+
+
 def test_build_agents(g2env):
     # cluster 1 holds only sub 7, which has no topology action: no agent
     fact = case14_factorization(g2env, groups=[(0, 1, 2, 3, 4, 5, 6, 8), (7,)])

@@ -54,6 +54,7 @@ class DecisionEnvConfig:
             the centralized agent (one cluster with every substation that has actions).
         obs_mode: "local" (cluster's part of the grid) or "global" (whole grid).
         danger: rho threshold of the high-level agent.
+        reconnect: the high-level agent reconnects lines when safe (else does nothing).
         episode_steps: max grid2op steps of an episode.
         chronics: allowed chronic ids (None = all).
         start_range: (first, last) allowed start steps (as fractions of the chronic length,
@@ -68,6 +69,7 @@ class DecisionEnvConfig:
     factorization: dict[str, Any] | None = None
     obs_mode: str = "local"
     danger: float = DANGER
+    reconnect: bool = True
     episode_steps: int = 500
     chronics: list[int] | None = None
     start_range: tuple[float, float] = (0.0, 1.0)
@@ -111,6 +113,7 @@ class DecisionEnv(MultiAgentEnv):
             config.obs_mode,
             config.danger,
             {k: [tuple(x) for x in v] for k, v in (config.action_sets or {}).items()},
+            config.reconnect,
         )
         self.cluster_agents = self.frame.agents
         self.by_id = self.frame.by_id

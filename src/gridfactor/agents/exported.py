@@ -88,6 +88,7 @@ def export_run(
             "name": agent.name,
             "env_name": agent.env_name,
             "danger": agent.danger,
+            "reconnect": agent.reconnect,
             "obs_mode": agent.obs_mode,
             "guard": int(guard),
             "policies": policies,
@@ -132,4 +133,5 @@ def load_exported_agent(folder: str | Path, guard: int | None = None) -> Any:
         policies=policies,
         action_sets=load_action_sets(folder),
         guard=int(manifest.get("guard", 0) if guard is None else guard),
+        reconnect=bool(manifest.get("reconnect", True)),
     )

@@ -30,6 +30,8 @@ class DecisionFrame:
         obs_mode: "local" or "global" (see :class:`ObservationEncoder`).
         danger: rho threshold of the high-level rules.
         action_sets: optional per-agent action subsets (see :func:`build_agents`).
+        reconnect: when safe, reconnect a disconnected line when grid2op allows it (the
+            rule of the high-level agent); False: do nothing when safe.
     """
 
     def __init__(
@@ -39,6 +41,7 @@ class DecisionFrame:
         obs_mode: str = "local",
         danger: float = DANGER,
         action_sets: dict[str, list[tuple[int, int]]] | None = None,
+        reconnect: bool = True,
     ) -> None:
         self.factorization = factorization
         self.agents: list[ClusterAgent] = build_agents(factorization, env, action_sets)
@@ -47,6 +50,7 @@ class DecisionFrame:
         self.sub_owner = {int(s): a.agent_id for a in self.agents for s in a.subs}
         self.candidate_subs = sorted(self.sub_owner)
         self.rules = HighLevelRules(danger)
+        self.reconnect = bool(reconnect)
         self.obs_mode = obs_mode
         self.action_space_id = id(env.action_space)
         self.playable = PlayableActions(env.action_space)
@@ -81,8 +85,9 @@ class DecisionFrame:
         return in_cooldown(obs, self.by_id[agent].action_subs)
 
     def safe_action(self, obs: Any, action_space: Any) -> Any:
-        """The rules' action when nothing is decided: reconnect a line, else do nothing."""
-        action = self.rules.reconnect_action(obs, action_space)
+        """The rules' action when nothing is decided: reconnect a line (if the frame
+        reconnects), else do nothing."""
+        action = self.rules.reconnect_action(obs, action_space) if self.reconnect else None
         return action_space({}) if action is None else action
 
 
@@ -97,6 +102,7 @@ def frame_for(
     obs_mode: str = "local",
     danger: float = DANGER,
     action_sets: dict[str, list[tuple[int, int]]] | None = None,
+    reconnect: bool = True,
 ) -> DecisionFrame:
     """:class:`DecisionFrame` built once per process and action space.
 
@@ -110,11 +116,13 @@ def frame_for(
         obs_mode,
         float(danger),
         json.dumps(action_sets, sort_keys=True),
+        bool(reconnect),
     )
     hit = _FRAMES.get(key)
     if hit is None:  # (an entry keeps its action space alive: its id cannot be reused)
         if len(_FRAMES) >= _MAX_FRAMES:
             _FRAMES.pop(next(iter(_FRAMES)))  # the oldest
-        hit = (env.action_space, DecisionFrame(factorization, env, obs_mode, danger, action_sets))
+        frame = DecisionFrame(factorization, env, obs_mode, danger, action_sets, reconnect)
+        hit = (env.action_space, frame)
         _FRAMES[key] = hit
     return hit[1]

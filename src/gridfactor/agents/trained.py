@@ -38,6 +38,7 @@ class TrainedAgent:
         env_name: grid2op env the agents were trained on.
         factorization: the clusters (for the centralized agent, one cluster).
         danger: rho threshold of the high-level rules.
+        reconnect: the high-level rules reconnect lines when safe (as in training).
         obs_mode: "local" or "global".
         split: the run's train/validation split (see ``gridfactor.envs.split.make_split``).
         checkpoint: the checkpoint directory the policies come from (or the imitation
@@ -67,6 +68,7 @@ class TrainedAgent:
     action_sets: dict[str, list[tuple[int, int]]] | None = None
     guard: int = 0
     coordinator: str = "capa"
+    reconnect: bool = True
     _frame: DecisionFrame | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -80,7 +82,14 @@ class TrainedAgent:
         """The decision frame on ``env`` (built once per process and action space)."""
         if self._frame is not None and self._frame.action_space_id == id(env.action_space):
             return self._frame
-        frame = frame_for(self.factorization, env, self.obs_mode, self.danger, self.action_sets)
+        frame = frame_for(
+            self.factorization,
+            env,
+            self.obs_mode,
+            self.danger,
+            self.action_sets,
+            self.reconnect,
+        )
         missing = sorted(set(frame.agent_ids) - set(self.policies))
         if missing:
             raise UserError(
@@ -246,4 +255,5 @@ def load_trained_agent(
         action_sets=load_action_sets(run_dir),
         guard=int(guard),
         coordinator=coordinator,
+        reconnect=bool(config.get("reconnect", True)),
     )

@@ -178,6 +178,16 @@ def compare_cmd(
         "--label-zones",
         help="Override the preset's demonstration labels: all (every zone) or capa.",
     ),
+    avoid_game_over: float = typer.Option(
+        None,
+        "--avoid-game-over",
+        help="Override the preset's unlikelihood weight of game-over actions in cloning.",
+    ),
+    reconnect: bool = typer.Option(
+        None,
+        "--reconnect/--no-reconnect",
+        help="Override the preset's reconnection rule (on): when safe, reconnect lines.",
+    ),
     factorization: Path = typer.Option(
         None,
         "--factorization",
@@ -209,6 +219,8 @@ def compare_cmd(
             ("dagger_rounds", dagger_rounds),
             ("anchor", anchor),
             ("label_zones", label_zones),
+            ("avoid_game_over", avoid_game_over),
+            ("reconnect", reconnect),
         )
         if value is not None
     }

@@ -12,6 +12,12 @@ RAY_ADDRESS = typer.Option(
     None, "--ray-address", help="Address of a running Ray cluster (default: start a local one)."
 )
 SEED = typer.Option(0, "--seed", help="Random seed: same seed, same results.")
+RECONNECT = typer.Option(
+    True,
+    "--reconnect/--no-reconnect",
+    help="High-level rule: when safe, reconnect a disconnected line that grid2op allows "
+    "(--no-reconnect: do nothing when safe).",
+)
 RESUME = typer.Option(False, "--resume", help="Continue the run in --out.")
 OVERWRITE = typer.Option(False, "--overwrite", help="Delete --out and start afresh.")
 THRESHOLD = typer.Option(

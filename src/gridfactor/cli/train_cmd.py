@@ -8,7 +8,7 @@ import typer
 
 from gridfactor.agents.high_level import DANGER
 from gridfactor.cli.app import app
-from gridfactor.cli.options import OVERWRITE, RAY_ADDRESS, RESUME, SEED, WORKERS
+from gridfactor.cli.options import OVERWRITE, RAY_ADDRESS, RECONNECT, RESUME, SEED, WORKERS
 
 
 @app.command("train")
@@ -34,6 +34,12 @@ def train_command(
         False, "--full-action-set", help="With --demonstrations: keep every unitary action."
     ),
     imitation_epochs: int = typer.Option(60, "--imitation-epochs", help="Cloning epochs."),
+    avoid_game_over: float = typer.Option(
+        0.0,
+        "--avoid-game-over",
+        help="Cloning: weight of an unlikelihood term on the actions the expert's simulation "
+        "saw end the episode (0: off).",
+    ),
     anchor: float = typer.Option(
         0.0,
         "--anchor",
@@ -52,6 +58,7 @@ def train_command(
         help="Agent observation: local or global [default: global with --centralized, else local].",
     ),
     danger: float = typer.Option(DANGER, "--danger", help="Agents act when some rho >= danger."),
+    reconnect: bool = RECONNECT,
     episode_steps: int = typer.Option(500, "--episode-steps", help="Max grid2op steps/episode."),
     reward: str = typer.Option("CloseToOverflowReward", "--reward", help="grid2op reward."),
     validation_fraction: float = typer.Option(
@@ -83,10 +90,12 @@ def train_command(
         coverage=coverage,
         full_action_set=full_action_set,
         imitation_epochs=imitation_epochs,
+        avoid_game_over=avoid_game_over,
         anchor=anchor,
         seed=seed,
         obs_mode=obs or ("global" if centralized else "local"),
         danger=danger,
+        reconnect=reconnect,
         episode_steps=episode_steps,
         reward=reward,
         validation_fraction=validation_fraction,
@@ -117,6 +126,7 @@ def demonstrate_command(
         0.3, "--explore", help="Probability of playing do-nothing instead of the expert."
     ),
     danger: float = typer.Option(DANGER, "--danger", help="Decide when some rho >= danger."),
+    reconnect: bool = RECONNECT,
     validation_fraction: float = typer.Option(
         0.2, "--validation-fraction", help="Held-out share (never played; as in train)."
     ),
@@ -153,6 +163,7 @@ def demonstrate_command(
         n_episodes=episodes,
         episode_steps=episode_steps,
         danger=danger,
+        reconnect=reconnect,
         explore=explore,
         validation_fraction=validation_fraction,
         seed=seed,

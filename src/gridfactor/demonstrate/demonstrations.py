@@ -88,6 +88,7 @@ class DemonstrateConfig:
     n_episodes: int = 100
     episode_steps: int = 288
     danger: float = DANGER
+    reconnect: bool = True
     explore: float = 0.3
     validation_fraction: float = 0.2
     seed: int = 0
@@ -130,7 +131,9 @@ def _decision_env(chunk: Chunk) -> Any:
     from gridfactor.agents.decision_env import DecisionEnv, DecisionEnvConfig
 
     c = chunk.config
-    key = json.dumps([c.env_name, c.factorization, c.danger, c.episode_steps, chunk.split])
+    key = json.dumps(
+        [c.env_name, c.factorization, c.danger, c.reconnect, c.episode_steps, chunk.split]
+    )
     if key not in _ENVS:
         _ENVS.clear()
         _ENVS[key] = DecisionEnv(
@@ -139,6 +142,7 @@ def _decision_env(chunk: Chunk) -> Any:
                 factorization=c.factorization,
                 obs_mode="local",
                 danger=c.danger,
+                reconnect=c.reconnect,
                 episode_steps=c.episode_steps,
                 chronics=list(chunk.split[0]),
                 start_range=tuple(chunk.split[1]),

@@ -68,6 +68,10 @@ class Preset:
         the demonstrations so far plays ``demo_episodes`` more episodes and the expert
         labels them; every variant then learns from all of them.
     anchor: KL anchor of PPO to the imitation policies (``gridfactor train --anchor``).
+    avoid_game_over: cloning's unlikelihood weight on the actions the expert saw end the
+        episode (``gridfactor train --avoid-game-over``).
+    reconnect: the high-level rule reconnects lines when safe, in the demonstrations and
+        the trained agents (``--no-reconnect``: do nothing when safe).
     variants: which of :data:`VARIANTS` to train.
     peers: public peers evaluated beside the baselines (``expertop``), where they support
         the grid and are installed (``pip install gridfactor[peers]``); skipped otherwise.
@@ -90,6 +94,8 @@ class Preset:
     guards: tuple[int, ...] = (0,)
     dagger_rounds: int = 0
     anchor: float = 0.0
+    avoid_game_over: float = 0.0
+    reconnect: bool = True
     label_zones: str = "all"
     variants: tuple[str, ...] = VARIANTS
     peers: tuple[str, ...] = ()
@@ -355,6 +361,7 @@ def _demonstrate(
             episode_steps=budget.train_episode_steps,
             explore=budget.demo_explore,
             label_zones=budget.label_zones,
+            reconnect=budget.reconnect,
             seed=config.seed + round_,
             policy=str(policy) if policy else None,
         ),
@@ -383,6 +390,8 @@ def _train(
             obs_mode="local" if variant == "distributed-local" else "global",
             demonstrations=tuple(str(d) for d in demos),
             anchor=budget.anchor if budget.timesteps > 0 else 0.0,
+            avoid_game_over=budget.avoid_game_over,
+            reconnect=budget.reconnect,
             timesteps=budget.timesteps,
             seed=config.seed,
             episode_steps=budget.train_episode_steps,

@@ -82,6 +82,9 @@ class CloneReport:
     top5: float
     train_top1: float
     final_loss: float
+    # held-out rows where the greedy action is one the expert saw end the episode (NaN
+    # without held-out rows or without the recorded outcomes)
+    top1_game_over: float = float("nan")
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -99,15 +102,55 @@ def held_out_episodes(frame: Any, seed: int) -> np.ndarray:
 
 def training_pairs(
     rows: Any, agent: ClusterAgent, obs_column: str
-) -> tuple[np.ndarray, np.ndarray, int]:
-    """(X (n, d) float32, y (n,) action indices, dropped) for one agent."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(X (n, d) float32, y (n,) action indices, keep (len(rows),) bool) for one agent: the
+    rows whose label is one of its actions (``~keep``: dropped)."""
     index = [agent.index_of(key) for key in label_keys(rows)]
     keep = np.array([i is not None for i in index], dtype=bool)
     if not keep.any():
-        return np.zeros((0, 0), np.float32), np.zeros(0, int), int(len(index))
+        return np.zeros((0, 0), np.float32), np.zeros(0, int), keep
     x = np.stack(rows[obs_column].to_numpy()[keep]).astype(np.float32)
     y = np.array([i for i in index if i is not None], dtype=np.int64)
-    return x, y, int((~keep).sum())
+    return x, y, keep
+
+
+def game_over_mask(
+    rows: Any, agent: ClusterAgent, candidate_keys: dict[str, list[tuple[int, int]]]
+) -> np.ndarray:
+    """(len(rows), agent.n_actions) bool: True where the agent's action, simulated by the
+    expert in that row's state, ended the episode (``sim_outcome`` GAME_OVER).
+
+    ``candidate_keys[zone]``: the canonical ids of the zone's full candidate list, the order
+    of a row's ``sim_outcome``. An action the row's zone did not simulate (another zone's,
+    for the centralized agent) is never marked.
+    """
+    from gridfactor.sim.candidates import GAME_OVER
+
+    mask = np.zeros((len(rows), agent.n_actions), dtype=bool)
+    position = {
+        zone: {tuple(key): j for j, key in enumerate(keys)} for zone, keys in candidate_keys.items()
+    }
+    learner_keys = [tuple(key) for key in agent.action_keys]
+    zones = rows["agent"].to_numpy()
+    outcomes = rows["sim_outcome"].to_numpy()
+    for r in range(len(rows)):
+        where = position[zones[r]]
+        codes = outcomes[r]
+        for i, key in enumerate(learner_keys):
+            j = where.get(key)
+            if j is not None and j < len(codes) and codes[j] == GAME_OVER:
+                mask[r, i] = True
+    return mask
+
+
+def _fatal_share(logits: Any, fatal: Any) -> float:
+    """Share of rows whose greedy action is marked in ``fatal`` ((n, k) 0/1)."""
+    import torch
+
+    if fatal is None or len(logits) == 0:
+        return float("nan")
+    greedy = torch.argmax(logits, dim=1)
+    return float(fatal[torch.arange(len(greedy)), greedy].mean())
 
 
 def _accuracy(logits: Any, y: Any, k: int) -> float:
@@ -130,20 +173,29 @@ def clone_expert(
     lr: float = 1e-3,
     batch_size: int = 128,
     seed: int = 0,
+    avoid: float = 0.0,
+    game_over: np.ndarray | None = None,
 ) -> CloneReport:
     """Fit ``module`` (an RLlib torch RLModule) to the expert's labels in ``rows``.
 
     Cross-entropy on the policy logits (``forward_train``'s ``action_dist_inputs``) over the
     rows of the episodes not in ``held_out``; Adam, minibatches, a fixed number of epochs.
+    With ``avoid > 0`` and ``game_over`` ((len(rows), n_actions) bool, see
+    :func:`game_over_mask`), an unlikelihood term ``-avoid * sum log(1 - p(a))`` over the
+    actions the expert's simulation saw end the episode in that state: cross-entropy only
+    asks for the label to win, this asks the policy to keep the fatal actions improbable.
     """
     import torch
 
-    x, y, dropped = training_pairs(rows, agent, obs_column)
+    x, y, keep = training_pairs(rows, agent, obs_column)
+    dropped = int((~keep).sum())
     if len(y) == 0:
         return CloneReport(agent.agent_id, 0, 0, agent.n_actions, dropped, *(float("nan"),) * 4)
-    episodes = rows["episode"].to_numpy()[[agent.index_of(k) is not None for k in label_keys(rows)]]
+    episodes = rows["episode"].to_numpy()[keep]
     test = np.isin(episodes, held_out)
     x_t, y_t = torch.as_tensor(x), torch.as_tensor(y)
+    fatal_all = None if game_over is None else torch.as_tensor(game_over[keep], dtype=torch.float32)
+    fatal = fatal_all if avoid > 0.0 else None
     train_idx = np.flatnonzero(~test)
     gen = torch.Generator().manual_seed(int(seed))
     params = [p for p in module.parameters() if p.requires_grad]
@@ -156,6 +208,11 @@ def clone_expert(
             batch = order[start : start + batch_size]
             logits = module.forward_train({"obs": x_t[batch]})["action_dist_inputs"]
             loss = torch.nn.functional.cross_entropy(logits, y_t[batch])
+            if fatal is not None:
+                # log(1 - p) = log(sum of the other actions' probabilities), stable
+                log_p = torch.log_softmax(logits, dim=1)
+                log_rest = torch.log(-torch.expm1(log_p.clamp(max=-1e-6)))
+                loss = loss - avoid * (log_rest * fatal[batch]).sum(dim=1).mean()
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -173,6 +230,7 @@ def clone_expert(
         top5=_accuracy(logits[te], y_t[te], 5),
         train_top1=_accuracy(logits[tr], y_t[tr], 1),
         final_loss=float(loss),
+        top1_game_over=_fatal_share(logits[te], None if fatal_all is None else fatal_all[te]),
     )
     if not np.isfinite(report.final_loss):
         raise RuntimeError(f"imitation of {agent.agent_id} diverged (loss {report.final_loss})")

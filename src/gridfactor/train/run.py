@@ -61,9 +61,13 @@ class TrainConfig:
     coverage: float = 0.95
     full_action_set: bool = False
     imitation_epochs: int = 60
+    # weight of the unlikelihood of the actions the expert saw end the episode (0: off)
+    avoid_game_over: float = 0.0
     seed: int = 0
     obs_mode: str = "local"
     danger: float = DANGER
+    # the high-level rules reconnect lines when safe (False: do nothing when safe)
+    reconnect: bool = True
     episode_steps: int = 500
     reward: str = "CloseToOverflowReward"
     validation_fraction: float = 0.2
@@ -107,6 +111,10 @@ class TrainConfig:
             raise UserError(f"--coverage must be in (0, 1], got {self.coverage}; e.g. 0.95")
         if self.imitation_epochs <= 0:
             raise UserError(f"--imitation-epochs must be > 0, got {self.imitation_epochs}")
+        if self.avoid_game_over < 0.0:
+            raise UserError(
+                f"--avoid-game-over must be >= 0 (got {self.avoid_game_over}); e.g. 1.0"
+            )
         if self.obs_mode not in ("local", "global"):
             raise UserError(f"--obs must be 'local' or 'global' (got {self.obs_mode!r})")
         if self.centralized and self.obs_mode == "local" and self.demonstrations:
@@ -372,6 +380,7 @@ def train(config: TrainConfig) -> Path:
         factorization=fact.to_dict(),
         obs_mode=config.obs_mode,
         danger=config.danger,
+        reconnect=config.reconnect,
         episode_steps=config.episode_steps,
         chronics=split["train"]["chronics"],
         start_range=tuple(split["train"]["start_range"]),
@@ -471,12 +480,16 @@ def _imitate(
 ) -> None:
     """Clone the expert into every policy (the learner's modules), sync the env runners,
     save the ``imitation`` checkpoint and ``imitation.json`` (agreement with the expert)."""
-    from gridfactor.train.imitation import clone_expert, held_out_episodes
+    from gridfactor.agents.cluster import build_agents
+    from gridfactor.train.imitation import clone_expert, game_over_mask, held_out_episodes
 
     frame = demos.frame
     held_out = held_out_episodes(frame, config.seed)
     obs_column = "obs_global" if config.centralized or config.obs_mode == "global" else "obs_local"
     by_id = env.by_id
+    # the order of each row's simulated candidates: its zone's full action list
+    demo_zones = Factorization.from_dict(demos.settings["factorization"])
+    candidate_keys = {a.agent_id: list(a.action_keys) for a in build_agents(demo_zones, env.g2env)}
 
     def fit(learner: Any) -> list[dict[str, Any]]:
         reports = []
@@ -490,6 +503,8 @@ def _imitate(
                 held_out=held_out,
                 epochs=config.imitation_epochs,
                 seed=config.seed,
+                avoid=config.avoid_game_over,
+                game_over=game_over_mask(rows, by_id[aid], candidate_keys),
             )
             reports.append(report.to_dict())
         return reports
@@ -511,7 +526,8 @@ def _imitate(
         print(
             f"imitation {r['agent']}: {r['n_train']} decisions, {r['n_actions']} actions, "
             f"agreement with the expert on {r['n_held_out']} held-out decisions: top-1 "
-            f"{r['top1']:.2f}, top-5 {r['top5']:.2f} (train top-1 {r['train_top1']:.2f})",
+            f"{r['top1']:.2f}, top-5 {r['top5']:.2f} (train top-1 {r['train_top1']:.2f}); "
+            f"greedy action a game over in {r['top1_game_over']:.1%}",
             flush=True,
         )
     state = {"iteration": 0, "agents": agents, "decisions": 0.0, "grid2op_steps": 0.0}
