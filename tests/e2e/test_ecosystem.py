@@ -202,7 +202,7 @@ def test_dagger_round_the_policy_plays_and_the_expert_labels(zones_run, tmp_path
             "--demonstrations",
             str(tmp_path / "dagger"),
         ),
-        *("--imitation-epochs", "2", "--avoid-game-over", "1.0", "--no-reconnect"),
+        *("--imitation-epochs", "2", "--avoid-game-over", "1.0", "--reconnect", "never"),
         *("--out", str(run)),
         timeout=900,
     )
@@ -215,8 +215,9 @@ def test_dagger_round_the_policy_plays_and_the_expert_labels(zones_run, tmp_path
     assert all("top1_game_over" in r for r in imitation["agents"])
     # the settings reach the run and the agent loaded from it
     config = json.loads((run / "config.json").read_text())
-    assert (config["avoid_game_over"], config["reconnect"]) == (1.0, False)
-    assert load_trained_agent(run).reconnect is False and policy.reconnect is True
+    assert (config["avoid_game_over"], config["reconnect"]) == (1.0, "never")
+    assert (load_trained_agent(run).reconnect, policy.reconnect) == ("never", "always")
+    assert load_trained_agent(run, reconnect="checked").reconnect == "checked"
 
 
 def kl_divergence(p_logits: np.ndarray, q_logits: np.ndarray) -> float:

@@ -91,17 +91,34 @@ def test_reconnect_action(obs, g2env):
     assert rules.reconnect_action(obs, g2env.action_space) is None
 
 
-def test_safe_action_reconnects_only_when_the_frame_does(obs, g2env):
+def test_safe_action_reconnects_as_the_frame_says(g2env):
+    """always: reconnect when allowed; never: do nothing; checked: reconnect only when the
+    simulated step after it stays below the danger threshold (a real disconnection, real
+    simulations)."""
     from gridfactor.agents.frame import DecisionFrame
 
     fact = case14_factorization(g2env)
-    obs.line_status[:] = True
-    obs.line_status[11] = False
-    obs.time_before_cooldown_line[:] = 0
-    reconnecting = DecisionFrame(fact, g2env).safe_action(obs, g2env.action_space)
-    assert reconnecting.line_set_status[11] == 1
-    idle = DecisionFrame(fact, g2env, reconnect=False).safe_action(obs, g2env.action_space)
-    assert idle == g2env.action_space({})
+    do_nothing = g2env.action_space({})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        g2env.reset(seed=0, options={"time serie id": 0})
+        obs, *_ = g2env.step(g2env.action_space({"set_line_status": [(11, -1)]}))
+        for _ in range(g2env.parameters.NB_TIMESTEP_COOLDOWN_LINE):
+            obs, *_ = g2env.step(do_nothing)
+    assert not obs.line_status[11] and obs.time_before_cooldown_line[11] == 0
+
+    def safe(mode, danger=0.9):
+        return DecisionFrame(fact, g2env, danger=danger, reconnect=mode).safe_action(
+            obs, g2env.action_space
+        )
+
+    assert safe("always").line_set_status[11] == 1
+    assert safe("never") == do_nothing
+    after = float(obs.simulate(safe("always"))[0].rho.max())
+    assert safe("checked", danger=after + 0.01).line_set_status[11] == 1
+    assert safe("checked", danger=after - 0.01) == do_nothing
+    with pytest.raises(UserError, match="--reconnect must be one of"):
+        DecisionFrame(fact, g2env, reconnect="sometimes")
 
 
 def test_build_agents(g2env):

@@ -126,6 +126,7 @@ def test_bad_agent_names() -> None:
         (["--run", "/nonexistent/run"], "does not exist"),
         (["--env", "no_such_env"], "unknown or not-on-disk environment"),
         (["--coordinator", "capa,vote"], "bad --coordinator 'capa,vote'"),
+        (["--reconnect", "always,sometimes"], "--reconnect must be one of"),
     ],
 )
 def test_cli_bad_input_exit_2(tmp_path: Path, args: list[str], message: str) -> None:
@@ -256,3 +257,17 @@ def test_compare_smoke_end_to_end(tmp_path: Path) -> None:
         index="episode", columns="agent", values="survived"
     )
     assert same["distributed-local"].equals(survived["distributed-local"].iloc[:3])
+    # the runs' reconnection rule overridden: a row per rule; "always" is the run's own
+    rules = out / "reconnect"
+    cmd = [GRIDFACTOR, "evaluate", "--run", str(out / "distributed-local"), "--agents", ""]
+    cmd += ["--reconnect", "always,never", "--n-episodes", "3", "--workers", "1"]
+    proc = subprocess.run([*cmd, "--out", str(rules)], capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    by_rule = pd.read_csv(rules / "episodes.csv").pivot(
+        index="episode", columns="agent", values="survived"
+    )
+    assert list(by_rule.columns) == [
+        "distributed-local+reconnect-always",
+        "distributed-local+reconnect-never",
+    ]
+    assert by_rule["distributed-local+reconnect-always"].equals(same["distributed-local"])

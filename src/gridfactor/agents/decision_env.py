@@ -54,7 +54,8 @@ class DecisionEnvConfig:
             the centralized agent (one cluster with every substation that has actions).
         obs_mode: "local" (cluster's part of the grid) or "global" (whole grid).
         danger: rho threshold of the high-level agent.
-        reconnect: the high-level agent reconnects lines when safe (else does nothing).
+        reconnect: the high-level agent's reconnection of lines when safe ("always",
+            "checked" by a simulation, "never"; see ``DecisionFrame``).
         episode_steps: max grid2op steps of an episode.
         chronics: allowed chronic ids (None = all).
         start_range: (first, last) allowed start steps (as fractions of the chronic length,
@@ -69,7 +70,7 @@ class DecisionEnvConfig:
     factorization: dict[str, Any] | None = None
     obs_mode: str = "local"
     danger: float = DANGER
-    reconnect: bool = True
+    reconnect: str = "always"
     episode_steps: int = 500
     chronics: list[int] | None = None
     start_range: tuple[float, float] = (0.0, 1.0)

@@ -133,5 +133,5 @@ def load_exported_agent(folder: str | Path, guard: int | None = None) -> Any:
         policies=policies,
         action_sets=load_action_sets(folder),
         guard=int(manifest.get("guard", 0) if guard is None else guard),
-        reconnect=bool(manifest.get("reconnect", True)),
+        reconnect=manifest.get("reconnect", "always"),
     )

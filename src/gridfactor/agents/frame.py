@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 
 from gridfactor.agents.cluster import ClusterAgent, ObservationEncoder, build_agents
-from gridfactor.agents.expert import in_cooldown
-from gridfactor.agents.high_level import DANGER, HighLevelRules
+from gridfactor.agents.expert import in_cooldown, simulate_candidate
+from gridfactor.agents.high_level import DANGER, HighLevelRules, check_reconnect
 from gridfactor.envs.topology import PlayableActions
 from gridfactor.factorization import Factorization
 
@@ -30,8 +30,9 @@ class DecisionFrame:
         obs_mode: "local" or "global" (see :class:`ObservationEncoder`).
         danger: rho threshold of the high-level rules.
         action_sets: optional per-agent action subsets (see :func:`build_agents`).
-        reconnect: when safe, reconnect a disconnected line when grid2op allows it (the
-            rule of the high-level agent); False: do nothing when safe.
+        reconnect: what the high-level agent does with a disconnected line when safe
+            (:data:`RECONNECT_MODES`): reconnect it when grid2op allows ("always"), only
+            when the simulated step after it stays below ``danger`` ("checked"), never.
     """
 
     def __init__(
@@ -41,7 +42,7 @@ class DecisionFrame:
         obs_mode: str = "local",
         danger: float = DANGER,
         action_sets: dict[str, list[tuple[int, int]]] | None = None,
-        reconnect: bool = True,
+        reconnect: str = "always",
     ) -> None:
         self.factorization = factorization
         self.agents: list[ClusterAgent] = build_agents(factorization, env, action_sets)
@@ -50,7 +51,7 @@ class DecisionFrame:
         self.sub_owner = {int(s): a.agent_id for a in self.agents for s in a.subs}
         self.candidate_subs = sorted(self.sub_owner)
         self.rules = HighLevelRules(danger)
-        self.reconnect = bool(reconnect)
+        self.reconnect = check_reconnect(reconnect)
         self.obs_mode = obs_mode
         self.action_space_id = id(env.action_space)
         self.playable = PlayableActions(env.action_space)
@@ -85,9 +86,15 @@ class DecisionFrame:
         return in_cooldown(obs, self.by_id[agent].action_subs)
 
     def safe_action(self, obs: Any, action_space: Any) -> Any:
-        """The rules' action when nothing is decided: reconnect a line (if the frame
-        reconnects), else do nothing."""
-        action = self.rules.reconnect_action(obs, action_space) if self.reconnect else None
+        """The rules' action when nothing is decided: reconnect a line (as
+        :attr:`reconnect` says), else do nothing."""
+        action = None
+        if self.reconnect != "never":
+            action = self.rules.reconnect_action(obs, action_space)
+        if action is not None and self.reconnect == "checked":
+            max_rho, _ = simulate_candidate(obs, action)  # inf unless feasible
+            if not max_rho < self.rules.danger:
+                action = None
         return action_space({}) if action is None else action
 
 
@@ -102,7 +109,7 @@ def frame_for(
     obs_mode: str = "local",
     danger: float = DANGER,
     action_sets: dict[str, list[tuple[int, int]]] | None = None,
-    reconnect: bool = True,
+    reconnect: str = "always",
 ) -> DecisionFrame:
     """:class:`DecisionFrame` built once per process and action space.
 
@@ -116,7 +123,7 @@ def frame_for(
         obs_mode,
         float(danger),
         json.dumps(action_sets, sort_keys=True),
-        bool(reconnect),
+        reconnect,
     )
     hit = _FRAMES.get(key)
     if hit is None:  # (an entry keeps its action space alive: its id cannot be reused)

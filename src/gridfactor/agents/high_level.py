@@ -13,9 +13,24 @@ from typing import Any
 
 import numpy as np
 
+from gridfactor.errors import UserError
+
 # Default danger threshold: agents decide when some line's rho >= DANGER (one value for
 # the agents, their configs and the CLI).
 DANGER = 0.9
+# What the high-level agent does with a disconnected line when safe: reconnect it as soon as
+# grid2op allows ("always"), only when the simulated step after it stays below the danger
+# threshold ("checked"), or leave it out ("never").
+RECONNECT_MODES = ("always", "checked", "never")
+
+
+def check_reconnect(mode: str) -> str:
+    """``mode`` if it is one of :data:`RECONNECT_MODES`, else a one-line UserError."""
+    if mode not in RECONNECT_MODES:
+        raise UserError(
+            f"--reconnect must be one of {', '.join(RECONNECT_MODES)}, got {mode!r}"
+        )
+    return mode
 
 
 class HighLevelRules:

@@ -38,7 +38,8 @@ class TrainedAgent:
         env_name: grid2op env the agents were trained on.
         factorization: the clusters (for the centralized agent, one cluster).
         danger: rho threshold of the high-level rules.
-        reconnect: the high-level rules reconnect lines when safe (as in training).
+        reconnect: the high-level rules' reconnection when safe, as in training
+            ("always", "checked", "never"; see ``DecisionFrame``).
         obs_mode: "local" or "global".
         split: the run's train/validation split (see ``gridfactor.envs.split.make_split``).
         checkpoint: the checkpoint directory the policies come from (or the imitation
@@ -68,7 +69,7 @@ class TrainedAgent:
     action_sets: dict[str, list[tuple[int, int]]] | None = None
     guard: int = 0
     coordinator: str = "capa"
-    reconnect: bool = True
+    reconnect: str = "always"
     _frame: DecisionFrame | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -216,9 +217,11 @@ def load_trained_agent(
     checkpoint: str | Path | None = None,
     guard: int = 0,
     coordinator: str = "capa",
+    reconnect: str | None = None,
 ) -> TrainedAgent:
     """The trained agents of a ``gridfactor train`` run (final checkpoint by default);
-    ``guard`` and ``coordinator``: see :class:`TrainedAgent`."""
+    ``guard``, ``coordinator`` and ``reconnect`` (None: the run's own): see
+    :class:`TrainedAgent`."""
     from ray.rllib.core.rl_module.rl_module import RLModule
 
     from gridfactor.progress import quiet_libraries
@@ -255,5 +258,5 @@ def load_trained_agent(
         action_sets=load_action_sets(run_dir),
         guard=int(guard),
         coordinator=coordinator,
-        reconnect=bool(config.get("reconnect", True)),
+        reconnect=reconnect or config.get("reconnect", "always"),
     )

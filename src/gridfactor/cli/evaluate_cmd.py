@@ -76,6 +76,12 @@ def evaluate_cmd(
         "CAPA ranks first) or propose (every zone proposes its action, the best simulated "
         "is played); comma-separated to evaluate both, e.g. capa,propose.",
     ),
+    reconnect: str = typer.Option(
+        None,
+        "--reconnect",
+        help="Trained runs: their reconnection rule when safe (always, checked, never), "
+        "comma-separated to evaluate several (default: each run's own).",
+    ),
     score: str = typer.Option(
         None,
         "--score",
@@ -106,6 +112,7 @@ def evaluate_cmd(
         parse_checkpoints,
         parse_chronics,
         parse_guards,
+        parse_reconnects,
         parse_window,
     )
     from gridfactor.parallel import ParallelConfig
@@ -126,6 +133,7 @@ def evaluate_cmd(
         factorization=str(factorization) if factorization else None,
         guards=parse_guards(guard),
         coordinators=tuple(dict.fromkeys(c.strip() for c in coordinator.split(",") if c.strip())),
+        reconnects=parse_reconnects(reconnect),
         score=score,
         save_episodes=save_episodes,
         out=str(out),
@@ -183,10 +191,10 @@ def compare_cmd(
         "--avoid-game-over",
         help="Override the preset's unlikelihood weight of game-over actions in cloning.",
     ),
-    reconnect: bool = typer.Option(
+    reconnect: str = typer.Option(
         None,
-        "--reconnect/--no-reconnect",
-        help="Override the preset's reconnection rule (on): when safe, reconnect lines.",
+        "--reconnect",
+        help="Override the preset's reconnection rule when safe: always, checked, never.",
     ),
     factorization: Path = typer.Option(
         None,

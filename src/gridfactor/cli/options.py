@@ -13,10 +13,10 @@ RAY_ADDRESS = typer.Option(
 )
 SEED = typer.Option(0, "--seed", help="Random seed: same seed, same results.")
 RECONNECT = typer.Option(
-    True,
-    "--reconnect/--no-reconnect",
-    help="High-level rule: when safe, reconnect a disconnected line that grid2op allows "
-    "(--no-reconnect: do nothing when safe).",
+    "always",
+    "--reconnect",
+    help="High-level rule for a disconnected line when safe: always (reconnect when grid2op "
+    "allows), checked (only if the simulated step stays below the danger threshold), never.",
 )
 RESUME = typer.Option(False, "--resume", help="Continue the run in --out.")
 OVERWRITE = typer.Option(False, "--overwrite", help="Delete --out and start afresh.")

@@ -58,7 +58,7 @@ def train_command(
         help="Agent observation: local or global [default: global with --centralized, else local].",
     ),
     danger: float = typer.Option(DANGER, "--danger", help="Agents act when some rho >= danger."),
-    reconnect: bool = RECONNECT,
+    reconnect: str = RECONNECT,
     episode_steps: int = typer.Option(500, "--episode-steps", help="Max grid2op steps/episode."),
     reward: str = typer.Option("CloseToOverflowReward", "--reward", help="grid2op reward."),
     validation_fraction: float = typer.Option(
@@ -126,7 +126,7 @@ def demonstrate_command(
         0.3, "--explore", help="Probability of playing do-nothing instead of the expert."
     ),
     danger: float = typer.Option(DANGER, "--danger", help="Decide when some rho >= danger."),
-    reconnect: bool = RECONNECT,
+    reconnect: str = RECONNECT,
     validation_fraction: float = typer.Option(
         0.2, "--validation-fraction", help="Held-out share (never played; as in train)."
     ),

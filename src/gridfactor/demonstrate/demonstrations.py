@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from gridfactor.agents.high_level import DANGER
+from gridfactor.agents.high_level import DANGER, check_reconnect
 from gridfactor.errors import UserError
 from gridfactor.parallel import ParallelConfig, parallel_map
 from gridfactor.runs import atomic_write, prepare_run_dir, write_json
@@ -88,7 +88,7 @@ class DemonstrateConfig:
     n_episodes: int = 100
     episode_steps: int = 288
     danger: float = DANGER
-    reconnect: bool = True
+    reconnect: str = "always"
     explore: float = 0.3
     validation_fraction: float = 0.2
     seed: int = 0
@@ -108,6 +108,7 @@ class DemonstrateConfig:
         if not self.danger > 0:
             raise UserError(f"--danger must be > 0, got {self.danger}")
         check_label_zones(self.label_zones)
+        check_reconnect(self.reconnect)
         return self
 
 

@@ -78,6 +78,8 @@ class EvalConfig:
         simulate its top k actions and play the best, see ``TrainedAgent.guard``).
     coordinators: who decides for each distributed run (``TrainedAgent.coordinator``):
         "capa" and/or "propose"; a one-zone (centralized) run is evaluated with "capa" only.
+    reconnects: the trained runs' reconnection rule when safe (``TrainedAgent.reconnect``),
+        each evaluated; None = the run's own (the one it was trained with).
     score: grid2op scorer name (see ``gridfactor.evaluate.scores.SCORERS``) that also scores
         every (agent, scenario) with grid2op's Runner; None = no score.
     save_episodes: also play every (agent, scenario) with grid2op's Runner and keep its
@@ -99,6 +101,7 @@ class EvalConfig:
     factorization: str | None = None
     guards: tuple[int, ...] = (0,)
     coordinators: tuple[str, ...] = ("capa",)
+    reconnects: tuple[str | None, ...] = (None,)
     score: str | None = None
     save_episodes: bool = False
     out: str = "runs/evaluate"
@@ -121,6 +124,7 @@ class AgentSpec:
     factorization: dict[str, Any] | None = field(default=None, compare=False, hash=False)
     coordinator: str = "capa"
     safe_rho: float = RECOVERY_SAFE_RHO
+    reconnect: str | None = None
 
 
 @dataclass(frozen=True)
@@ -152,13 +156,17 @@ def _env(name: str) -> Any:
 
 
 def _load_trained(
-    run_dir: str, checkpoint: str | None, guard: int = 0, coordinator: str = "capa"
+    run_dir: str,
+    checkpoint: str | None,
+    guard: int = 0,
+    coordinator: str = "capa",
+    reconnect: str | None = None,
 ) -> Any:
-    key = (run_dir, checkpoint, guard, coordinator)
+    key = (run_dir, checkpoint, guard, coordinator, reconnect)
     if key not in _TRAINED:
         from gridfactor.agents.trained import load_trained_agent
 
-        _TRAINED[key] = load_trained_agent(run_dir, checkpoint, guard, coordinator)
+        _TRAINED[key] = load_trained_agent(run_dir, checkpoint, guard, coordinator, reconnect)
     return _TRAINED[key]
 
 
@@ -185,7 +193,7 @@ def _agent(spec: AgentSpec, scenario: Scenario, env_name: str) -> Agent:
             env_name=env_name,
             safe_rho=spec.safe_rho,
         )
-    agent = _load_trained(spec.ref, spec.checkpoint, spec.guard, spec.coordinator)
+    agent = _load_trained(spec.ref, spec.checkpoint, spec.guard, spec.coordinator, spec.reconnect)
     if hasattr(agent, "reset"):
         agent.reset()
     return agent
@@ -400,11 +408,14 @@ def resolve(config: EvalConfig) -> tuple[str, list[AgentSpec], HeldOut, list[dic
         if split is not None:
             splits.add(split)
         one_zone = len(agent.factorization.clusters) == 1  # propose = its own guard
-        for coordinator, guard in itertools.product(config.coordinators, config.guards):
+        for coordinator, guard, reconnect in itertools.product(
+            config.coordinators, config.guards, config.reconnects
+        ):
             if coordinator != "capa" and one_zone:
                 continue
             name = agent.name + ("" if coordinator == "capa" else f"+{coordinator}")
             name += "" if guard == 0 else f"+guard{guard}"
+            name += "" if reconnect is None else f"+reconnect-{reconnect}"
             base = _label(name, run_dir, used)
             for checkpoint in config.checkpoints:
                 # "<label> [<checkpoint>]": the report pairs it with "<label>"
@@ -419,6 +430,7 @@ def resolve(config: EvalConfig) -> tuple[str, list[AgentSpec], HeldOut, list[dic
                         "coordinator": coordinator,
                         "checkpoint": checkpoint,
                         **run_cfg,
+                        **({} if reconnect is None else {"reconnect": reconnect}),
                     }
                 )
                 specs.append(
@@ -430,6 +442,7 @@ def resolve(config: EvalConfig) -> tuple[str, list[AgentSpec], HeldOut, list[dic
                         checkpoint,
                         guard,
                         coordinator=coordinator,
+                        reconnect=reconnect,
                     )
                 )
     if len(env_names) > 1:
@@ -526,6 +539,8 @@ def evaluate(config: EvalConfig) -> Path:
         run_config["save_episodes"] = True
     if config.coordinators != ("capa",):
         run_config["coordinators"] = list(config.coordinators)
+    if config.reconnects != (None,):
+        run_config["reconnects"] = list(config.reconnects)
     if any(name.endswith("-recovery") for name in config.agents):
         run_config["safe_rho"] = config.safe_rho
     if config.submissions:

@@ -174,6 +174,17 @@ def parse_checkpoints(text: str | None) -> tuple[str | None, ...]:
     return tuple(dict.fromkeys(None if n == "final" else n for n in names))
 
 
+def parse_reconnects(text: str | None) -> tuple[str | None, ...]:
+    """``"always,never"`` -> ("always", "never"); empty -> (None,): each run's own rule."""
+    from gridfactor.agents.high_level import check_reconnect
+
+    if not text:
+        return (None,)
+    return tuple(
+        dict.fromkeys(check_reconnect(part.strip()) for part in text.split(",") if part.strip())
+    ) or (None,)
+
+
 def parse_guards(text: str | None) -> tuple[int, ...]:
     """``"0,3,10"`` -> (0, 3, 10): guard sizes (0 = pure policy)."""
     if not text:

@@ -37,6 +37,7 @@ from typing import Any
 import pandas as pd
 
 from gridfactor.agents.baselines import BASELINES
+from gridfactor.agents.high_level import check_reconnect
 from gridfactor.errors import UserError
 from gridfactor.evaluate.report import console_table, markdown_table, paired_markdown
 from gridfactor.evaluate.runner import DEFAULT_ENV, EvalConfig, evaluate
@@ -70,8 +71,8 @@ class Preset:
     anchor: KL anchor of PPO to the imitation policies (``gridfactor train --anchor``).
     avoid_game_over: cloning's unlikelihood weight on the actions the expert saw end the
         episode (``gridfactor train --avoid-game-over``).
-    reconnect: the high-level rule reconnects lines when safe, in the demonstrations and
-        the trained agents (``--no-reconnect``: do nothing when safe).
+    reconnect: the high-level rule's reconnection of lines when safe, in the
+        demonstrations and the trained agents (always, checked, never).
     variants: which of :data:`VARIANTS` to train.
     peers: public peers evaluated beside the baselines (``expertop``), where they support
         the grid and are installed (``pip install gridfactor[peers]``); skipped otherwise.
@@ -95,7 +96,7 @@ class Preset:
     dagger_rounds: int = 0
     anchor: float = 0.0
     avoid_game_over: float = 0.0
-    reconnect: bool = True
+    reconnect: str = "always"
     label_zones: str = "all"
     variants: tuple[str, ...] = VARIANTS
     peers: tuple[str, ...] = ()
@@ -196,6 +197,7 @@ class CompareConfig:
         from gridfactor.demonstrate.demonstrations import check_label_zones
 
         check_label_zones(budget.label_zones)  # before any stage, not at the demonstrations
+        check_reconnect(budget.reconnect)
         bad = [v for v in budget.variants if v not in VARIANTS]
         if bad or not budget.variants:
             raise UserError(f"unknown variant {bad}; choose among {', '.join(VARIANTS)}")

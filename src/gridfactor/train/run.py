@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from gridfactor.agents.high_level import DANGER
+from gridfactor.agents.high_level import DANGER, check_reconnect
 from gridfactor.agents.trained import CHECKPOINTS, LATEST, latest_checkpoint
 from gridfactor.envs.split import count_chronics, make_split
 from gridfactor.errors import UserError
@@ -66,8 +66,8 @@ class TrainConfig:
     seed: int = 0
     obs_mode: str = "local"
     danger: float = DANGER
-    # the high-level rules reconnect lines when safe (False: do nothing when safe)
-    reconnect: bool = True
+    # the high-level rules' reconnection of lines when safe: always, checked, never
+    reconnect: str = "always"
     episode_steps: int = 500
     reward: str = "CloseToOverflowReward"
     validation_fraction: float = 0.2
@@ -111,6 +111,7 @@ class TrainConfig:
             raise UserError(f"--coverage must be in (0, 1], got {self.coverage}; e.g. 0.95")
         if self.imitation_epochs <= 0:
             raise UserError(f"--imitation-epochs must be > 0, got {self.imitation_epochs}")
+        check_reconnect(self.reconnect)
         if self.avoid_game_over < 0.0:
             raise UserError(
                 f"--avoid-game-over must be >= 0 (got {self.avoid_game_over}); e.g. 1.0"
