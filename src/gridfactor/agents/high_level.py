@@ -68,21 +68,31 @@ class HighLevelRules:
         return action_space({"set_line_status": [(int(lines[0]), 1)]})
 
     def _incidence(self, obs: Any, candidate_subs: Sequence[int]) -> tuple[np.ndarray, ...]:
-        """(subs (k,), line ids (k, m) padded with 0, mask (k, m), has lines (k,)) of the
-        candidates, built once per grid and candidate list (a decision then ranks them with
-        a few array operations, not a Python loop over substations)."""
+        """(subs (k,), padded line ids (k, m), incidence (k, n_line) 0/1, line counts (k,),
+        has lines (k,)) of the candidates, built once per grid and candidate list: a
+        decision then ranks them with a few array operations, not a loop over substations.
+        The padding of a short row is the id n_line, one past the last line."""
         key = (int(obs.n_sub), tuple(candidate_subs))  # numpy and Python ints hash alike
         hit = self._incidence_cache.get(key)
         if hit is None:
             or_sub = np.asarray(obs.line_or_to_subid)
             ex_sub = np.asarray(obs.line_ex_to_subid)
+            n_line = len(or_sub)
             lines = [np.flatnonzero((or_sub == s) | (ex_sub == s)) for s in key[1]]
             width = max([len(x) for x in lines] + [1])
-            ids = np.zeros((len(lines), width), dtype=int)
-            mask = np.zeros((len(lines), width), dtype=bool)
+            padded = np.full((len(lines), width), n_line, dtype=int)
+            incidence = np.zeros((len(lines), n_line), dtype=np.float32)
             for i, x in enumerate(lines):
-                ids[i, : len(x)], mask[i, : len(x)] = x, True
-            hit = (np.array(key[1], dtype=int), ids, mask, mask.any(axis=1))
+                padded[i, : len(x)] = x
+                incidence[i, x] = 1.0
+            counts = incidence.sum(axis=1)
+            hit = (
+                np.array(key[1], dtype=int),
+                padded,
+                incidence,
+                np.maximum(counts, 1.0),
+                counts > 0,
+            )
             self._incidence_cache[key] = hit
         return hit
 
@@ -90,10 +100,11 @@ class HighLevelRules:
         """CAPA order of ``candidate_subs``: descending max rho of the lines connected to the
         substation (origin or extremity side), ties broken by descending mean rho, then by
         substation id. Substations without lines come last."""
-        subs, ids, mask, has_lines = self._incidence(obs, candidate_subs)
-        rho = np.asarray(obs.rho, dtype=float)[ids]
-        max_rho = np.where(mask, rho, -np.inf).max(axis=1)
-        mean_rho = np.where(mask, rho, 0.0).sum(axis=1) / np.maximum(mask.sum(axis=1), 1)
+        subs, padded, incidence, counts, has_lines = self._incidence(obs, candidate_subs)
+        rho = np.asarray(obs.rho, dtype=np.float32)
+        # the padding reads the -inf appended after the last line: a row's max ignores it
+        max_rho = np.append(rho, -np.inf)[padded].max(axis=1)
+        mean_rho = (incidence @ rho) / counts
         # lexsort: the last key is the primary one
         order = np.lexsort((subs, -mean_rho, -max_rho, ~has_lines))
         return subs[order].tolist()

@@ -209,7 +209,7 @@ def clone_expert(
             logits = module.forward_train({"obs": x_t[batch]})["action_dist_inputs"]
             loss = torch.nn.functional.cross_entropy(logits, y_t[batch])
             if fatal is not None:
-                # log(1 - p) = log(sum of the other actions' probabilities), stable
+                # log(1 - p) as log(-expm1(log p)): accurate for small p; p = 1 clamped
                 log_p = torch.log_softmax(logits, dim=1)
                 log_rest = torch.log(-torch.expm1(log_p.clamp(max=-1e-6)))
                 loss = loss - avoid * (log_rest * fatal[batch]).sum(dim=1).mean()
