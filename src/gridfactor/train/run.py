@@ -372,9 +372,9 @@ def train(config: TrainConfig) -> Path:
     fact.save(fact_path)
     split = make_split(count_chronics(g2env), config.validation_fraction)
     write_json(run_dir / "split.json", split)
-    demos = action_sets = None
+    demos = action_sets = candidate_keys = None
     if config.demonstrations:
-        demos, action_sets = _imitation_inputs(config, fact, g2env, split, run_dir)
+        demos, action_sets, candidate_keys = _imitation_inputs(config, fact, g2env, split, run_dir)
 
     env_cfg = DecisionEnvConfig(
         env_name=config.env_name,
@@ -402,7 +402,7 @@ def train(config: TrainConfig) -> Path:
     try:
         if demos is not None and latest_checkpoint(run_dir) is None:
             with timed("imitation " + ("centralized" if config.centralized else "distributed")):
-                _imitate(config, algo, probe, demos, run_dir, agents)
+                _imitate(config, algo, probe, demos, candidate_keys, run_dir, agents)
         if config.anchor > 0.0:
             _set_anchors(algo, run_dir / CHECKPOINTS / IMITATION, agents)
         return _train_loop(config, run_dir, algo, agents, fact, pd)
@@ -420,8 +420,10 @@ def _imitation_inputs(
     g2env: Any,
     split: dict[str, Any],
     run_dir: Path,
-) -> tuple[Any, dict[str, list[list[int]]]]:
-    """Load and check the demonstrations; reduce (or keep) the action sets, save them."""
+) -> tuple[Any, dict[str, list[list[int]]], dict[str, list[tuple[int, int]]]]:
+    """Load and check the demonstrations; reduce (or keep) the action sets, save them.
+    Also returns, per demonstrated zone, its full candidate list (the order of a row's
+    ``sim_outcome``)."""
     from gridfactor.agents.cluster import build_agents
     from gridfactor.agents.trained import ACTION_SETS_FILE
     from gridfactor.demonstrate.demonstrations import combine_demonstrations, load_demonstrations
@@ -473,24 +475,32 @@ def _imitation_inputs(
             "n_actions_full": {a.agent_id: a.n_actions for a in agents},
         },
     )
-    return demos, {aid: [list(k) for k in keys] for aid, keys in sets.items()}
+    # a distributed run's zones are the demonstrations' (checked above): its agents serve
+    zone_agents = agents
+    if config.centralized:
+        demo_zones = Factorization.from_dict(demos.settings["factorization"])
+        zone_agents = build_agents(demo_zones, g2env)
+    candidate_keys = {a.agent_id: list(a.action_keys) for a in zone_agents}
+    return demos, {aid: [list(k) for k in keys] for aid, keys in sets.items()}, candidate_keys
 
 
 def _imitate(
-    config: TrainConfig, algo: Any, env: Any, demos: Any, run_dir: Path, agents: list[str]
+    config: TrainConfig,
+    algo: Any,
+    env: Any,
+    demos: Any,
+    candidate_keys: dict[str, list[tuple[int, int]]],
+    run_dir: Path,
+    agents: list[str],
 ) -> None:
     """Clone the expert into every policy (the learner's modules), sync the env runners,
     save the ``imitation`` checkpoint and ``imitation.json`` (agreement with the expert)."""
-    from gridfactor.agents.cluster import build_agents
     from gridfactor.train.imitation import clone_expert, game_over_mask, held_out_episodes
 
     frame = demos.frame
     held_out = held_out_episodes(frame, config.seed)
     obs_column = "obs_global" if config.centralized or config.obs_mode == "global" else "obs_local"
     by_id = env.by_id
-    # the order of each row's simulated candidates: its zone's full action list
-    demo_zones = Factorization.from_dict(demos.settings["factorization"])
-    candidate_keys = {a.agent_id: list(a.action_keys) for a in build_agents(demo_zones, env.g2env)}
 
     def fit(learner: Any) -> list[dict[str, Any]]:
         reports = []
