@@ -385,3 +385,48 @@ def test_zones_propose_and_the_best_simulated_proposal_is_played(g2env):
         warnings.simplefilter("ignore")
         proposed = agent.act(obs, g2env)
     assert proposed is frame.action(winner, best[winner][0], obs)
+
+
+def test_wait_confidence_acts_when_do_nothing_is_likeliest_but_unsure(g2env):
+    """Do nothing is the largest logit but holds less than the asked probability: the agent
+    plays its most likely action instead; above it, or greedy (0), it waits."""
+    from gridfactor.agents.frame import frame_for
+    from gridfactor.agents.trained import TrainedAgent
+    from gridfactor.evaluate.scenarios import parse_waits
+
+    fact = centralized_factorization(g2env, ENV)
+    frame = frame_for(fact, g2env)
+    (aid,) = frame.agent_ids
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        obs = g2env.reset(seed=0, options={"time serie id": 0})
+    acting = 7
+    module, _ = biased_module(frame, aid, obs, {0: 3.0, acting: 2.5})
+    obs.rho[:] = 0.1
+    obs.rho[0] = 1.1  # unsafe: a decision is due
+    n = frame.by_id[aid].n_actions
+    p_wait = np.exp(3.0) / (np.exp(3.0) + np.exp(2.5) + n - 2)
+    assert 0.05 < p_wait < 0.95
+
+    def agent(wait: float) -> TrainedAgent:
+        return TrainedAgent(
+            "centralized",
+            ENV,
+            fact,
+            0.9,
+            "local",
+            {},
+            Path("."),
+            {aid: module},
+            wait_confidence=wait,
+        )
+
+    assert agent(0.0).choose(obs, g2env) == (aid, 0)
+    assert agent(p_wait - 0.01).choose(obs, g2env) == (aid, 0)
+    assert agent(p_wait + 0.01).choose(obs, g2env) == (aid, acting)
+    assert agent(p_wait + 0.01).act(obs, g2env) is frame.action(aid, acting, obs)
+    with pytest.raises(UserError, match="wait confidence"):
+        agent(1.5)
+    assert parse_waits("0,0.7,0.7") == (0.0, 0.7)
+    with pytest.raises(UserError, match="--wait-confidence"):
+        parse_waits("high")

@@ -127,6 +127,7 @@ def test_bad_agent_names() -> None:
         (["--env", "no_such_env"], "unknown or not-on-disk environment"),
         (["--coordinator", "capa,vote"], "bad --coordinator 'capa,vote'"),
         (["--reconnect", "always,sometimes"], "--reconnect must be one of"),
+        (["--wait-confidence", "0,2"], "wait confidence must be in"),
     ],
 )
 def test_cli_bad_input_exit_2(tmp_path: Path, args: list[str], message: str) -> None:
@@ -210,8 +211,7 @@ def test_compare_smoke_end_to_end(tmp_path: Path) -> None:
         assert all(r["n_train"] > 0 and np.isfinite(r["final_loss"]) for r in imitation["agents"])
         # each clone agrees with the expert on its training decisions more than a uniform guess
         assert all(
-            r["train_top1"] > 1 / r["n_actions"] or r["n_actions"] == 1
-            for r in imitation["agents"]
+            r["train_top1"] > 1 / r["n_actions"] or r["n_actions"] == 1 for r in imitation["agents"]
         )
         metrics = pd.read_csv(out / variant / "metrics.csv")
         losses = metrics.filter(like="policy_loss/").to_numpy()
@@ -257,10 +257,12 @@ def test_compare_smoke_end_to_end(tmp_path: Path) -> None:
         index="episode", columns="agent", values="survived"
     )
     assert same["distributed-local"].equals(survived["distributed-local"].iloc[:3])
-    # the runs' reconnection rule overridden: a row per rule; "always" is the run's own
+    # the runs' reconnection rule overridden and a wait confidence: a row per (rule,
+    # confidence); "always" is the run's own, confidence 0 the greedy policy
     rules = out / "reconnect"
     cmd = [GRIDFACTOR, "evaluate", "--run", str(out / "distributed-local"), "--agents", ""]
-    cmd += ["--reconnect", "always,never", "--n-episodes", "3", "--workers", "1"]
+    cmd += ["--reconnect", "always,never", "--wait-confidence", "0,0.9"]
+    cmd += ["--n-episodes", "3", "--workers", "1"]
     proc = subprocess.run([*cmd, "--out", str(rules)], capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     by_rule = pd.read_csv(rules / "episodes.csv").pivot(
@@ -268,6 +270,9 @@ def test_compare_smoke_end_to_end(tmp_path: Path) -> None:
     )
     assert list(by_rule.columns) == [
         "distributed-local+reconnect-always",
+        "distributed-local+reconnect-always+wait0.9",
         "distributed-local+reconnect-never",
+        "distributed-local+reconnect-never+wait0.9",
     ]
+    assert json.loads((rules / "config.json").read_text())["waits"] == [0.0, 0.9]
     assert by_rule["distributed-local+reconnect-always"].equals(same["distributed-local"])

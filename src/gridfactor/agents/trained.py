@@ -56,6 +56,10 @@ class TrainedAgent:
             proposes its greedy action (its top ``max(guard, 1)`` with a guard) and the
             proposal with the lowest simulated max rho is played, do nothing included
             (one simulation per proposal: zones times fewer than the expert's thousands).
+        wait_confidence: 0 = the greedy choice (do nothing when it is the most likely
+            action); p > 0 = do nothing only when the policy also gives it probability
+            >= p, else play the most likely action other than do nothing (the clones learn
+            "do nothing" as one class against many acting ones, and wait too often).
     """
 
     name: str
@@ -70,6 +74,7 @@ class TrainedAgent:
     guard: int = 0
     coordinator: str = "capa"
     reconnect: str = "always"
+    wait_confidence: float = 0.0
     _frame: DecisionFrame | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -78,6 +83,7 @@ class TrainedAgent:
             raise UserError(
                 f"unknown coordinator {self.coordinator!r}; choose among {', '.join(COORDINATORS)}"
             )
+        check_wait_confidence(self.wait_confidence)
 
     def bind(self, env: Any) -> DecisionFrame:
         """The decision frame on ``env`` (built once per process and action space)."""
@@ -136,6 +142,11 @@ class TrainedAgent:
         cooling = frame.in_cooldown(aid, obs)
         # argmax is the first of the largest, as the stable sort's first
         top = [int(np.argmax(logits))] if k == 1 else np.argsort(-logits, kind="stable")[:k]
+        # (a guard's top k already holds the acting actions after do nothing)
+        if k == 1 and top[0] == 0 and self.wait_confidence > 0.0 and len(logits) > 1:
+            p_wait = 1.0 / np.exp(logits - logits[0]).sum()  # do nothing is the max
+            if p_wait < self.wait_confidence:  # not sure enough to wait: act
+                top = [int(np.argmax(logits[1:])) + 1]
         return [int(i) for i in top if i != 0 and not cooling[i]]
 
     def prepare(self, env: Any) -> None:
@@ -166,6 +177,13 @@ class TrainedAgent:
         candidates = [env.action_space({}), *proposed]  # do nothing first: it wins ties
         best, _, _ = best_by_simulation(obs, candidates)
         return candidates[best]
+
+
+def check_wait_confidence(value: float) -> float:
+    """``value`` if it is a valid ``wait_confidence`` (0 = greedy, (0, 1]), else a UserError."""
+    if not 0.0 <= value <= 1.0:
+        raise UserError(f"wait confidence must be in [0, 1] (got {value}); e.g. 0.7 (0: greedy)")
+    return value
 
 
 def latest_checkpoint(run_dir: Path) -> Path | None:
@@ -218,10 +236,11 @@ def load_trained_agent(
     guard: int = 0,
     coordinator: str = "capa",
     reconnect: str | None = None,
+    wait_confidence: float = 0.0,
 ) -> TrainedAgent:
     """The trained agents of a ``gridfactor train`` run (final checkpoint by default);
-    ``guard``, ``coordinator`` and ``reconnect`` (None: the run's own): see
-    :class:`TrainedAgent`."""
+    ``guard``, ``coordinator``, ``reconnect`` (None: the run's own) and
+    ``wait_confidence``: see :class:`TrainedAgent`."""
     from ray.rllib.core.rl_module.rl_module import RLModule
 
     from gridfactor.progress import quiet_libraries
@@ -259,4 +278,5 @@ def load_trained_agent(
         guard=int(guard),
         coordinator=coordinator,
         reconnect=reconnect or config.get("reconnect", "always"),
+        wait_confidence=float(wait_confidence),
     )

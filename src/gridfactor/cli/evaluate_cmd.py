@@ -82,6 +82,13 @@ def evaluate_cmd(
         help="Trained runs: their reconnection rule when safe (always, checked, never), "
         "comma-separated to evaluate several (default: each run's own).",
     ),
+    wait_confidence: str = typer.Option(
+        "0",
+        "--wait-confidence",
+        help="Trained runs: do nothing only when the policy gives it at least this "
+        "probability, else play its most likely action; comma-separated, e.g. 0,0.7 "
+        "(0 = the greedy policy).",
+    ),
     score: str = typer.Option(
         None,
         "--score",
@@ -113,6 +120,7 @@ def evaluate_cmd(
         parse_chronics,
         parse_guards,
         parse_reconnects,
+        parse_waits,
         parse_window,
     )
     from gridfactor.parallel import ParallelConfig
@@ -134,6 +142,7 @@ def evaluate_cmd(
         guards=parse_guards(guard),
         coordinators=tuple(dict.fromkeys(c.strip() for c in coordinator.split(",") if c.strip())),
         reconnects=parse_reconnects(reconnect),
+        waits=parse_waits(wait_confidence),
         score=score,
         save_episodes=save_episodes,
         out=str(out),
@@ -191,6 +200,12 @@ def compare_cmd(
         "--avoid-game-over",
         help="Override the preset's unlikelihood weight of game-over actions in cloning.",
     ),
+    ranking: float = typer.Option(
+        None,
+        "--ranking",
+        help="Override the preset's cloning target (0: the expert's choices; T > 0: its "
+        "simulated ranking at temperature T).",
+    ),
     reconnect: str = typer.Option(
         None,
         "--reconnect",
@@ -228,6 +243,7 @@ def compare_cmd(
             ("anchor", anchor),
             ("label_zones", label_zones),
             ("avoid_game_over", avoid_game_over),
+            ("ranking", ranking),
             ("reconnect", reconnect),
         )
         if value is not None

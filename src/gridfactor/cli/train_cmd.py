@@ -40,6 +40,12 @@ def train_command(
         help="Cloning: weight of an unlikelihood term on the actions the expert's simulation "
         "saw end the episode (0: off).",
     ),
+    ranking: float = typer.Option(
+        0.0,
+        "--ranking",
+        help="Cloning target: 0 = the expert's choices; T > 0 = its simulated ranking, "
+        "softmax(-max rho / T) over the feasible actions (e.g. 0.02).",
+    ),
     anchor: float = typer.Option(
         0.0,
         "--anchor",
@@ -91,6 +97,7 @@ def train_command(
         full_action_set=full_action_set,
         imitation_epochs=imitation_epochs,
         avoid_game_over=avoid_game_over,
+        ranking=ranking,
         anchor=anchor,
         seed=seed,
         obs_mode=obs or ("global" if centralized else "local"),

@@ -80,6 +80,8 @@ class EvalConfig:
         "capa" and/or "propose"; a one-zone (centralized) run is evaluated with "capa" only.
     reconnects: the trained runs' reconnection rule when safe (``TrainedAgent.reconnect``),
         each evaluated; None = the run's own (the one it was trained with).
+    waits: the trained runs' ``TrainedAgent.wait_confidence`` values, each evaluated (0 =
+        the greedy policy).
     score: grid2op scorer name (see ``gridfactor.evaluate.scores.SCORERS``) that also scores
         every (agent, scenario) with grid2op's Runner; None = no score.
     save_episodes: also play every (agent, scenario) with grid2op's Runner and keep its
@@ -102,6 +104,7 @@ class EvalConfig:
     guards: tuple[int, ...] = (0,)
     coordinators: tuple[str, ...] = ("capa",)
     reconnects: tuple[str | None, ...] = (None,)
+    waits: tuple[float, ...] = (0.0,)
     score: str | None = None
     save_episodes: bool = False
     out: str = "runs/evaluate"
@@ -125,6 +128,7 @@ class AgentSpec:
     coordinator: str = "capa"
     safe_rho: float = RECOVERY_SAFE_RHO
     reconnect: str | None = None
+    wait_confidence: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -142,7 +146,7 @@ class EpisodeTask:
 
 
 _ENVS: dict[str, Any] = {}
-_TRAINED: dict[tuple[str, str | None, int, str], Any] = {}
+_TRAINED: dict[tuple[Any, ...], Any] = {}
 _SUBMISSIONS: dict[tuple[str, str], Any] = {}
 
 
@@ -161,12 +165,13 @@ def _load_trained(
     guard: int = 0,
     coordinator: str = "capa",
     reconnect: str | None = None,
+    wait_confidence: float = 0.0,
 ) -> Any:
-    key = (run_dir, checkpoint, guard, coordinator, reconnect)
+    key = (run_dir, checkpoint, guard, coordinator, reconnect, wait_confidence)
     if key not in _TRAINED:
         from gridfactor.agents.trained import load_trained_agent
 
-        _TRAINED[key] = load_trained_agent(run_dir, checkpoint, guard, coordinator, reconnect)
+        _TRAINED[key] = load_trained_agent(*key)
     return _TRAINED[key]
 
 
@@ -193,7 +198,14 @@ def _agent(spec: AgentSpec, scenario: Scenario, env_name: str) -> Agent:
             env_name=env_name,
             safe_rho=spec.safe_rho,
         )
-    agent = _load_trained(spec.ref, spec.checkpoint, spec.guard, spec.coordinator, spec.reconnect)
+    agent = _load_trained(
+        spec.ref,
+        spec.checkpoint,
+        spec.guard,
+        spec.coordinator,
+        spec.reconnect,
+        spec.wait_confidence,
+    )
     if hasattr(agent, "reset"):
         agent.reset()
     return agent
@@ -408,14 +420,15 @@ def resolve(config: EvalConfig) -> tuple[str, list[AgentSpec], HeldOut, list[dic
         if split is not None:
             splits.add(split)
         one_zone = len(agent.factorization.clusters) == 1  # propose = its own guard
-        for coordinator, guard, reconnect in itertools.product(
-            config.coordinators, config.guards, config.reconnects
+        for coordinator, guard, reconnect, wait in itertools.product(
+            config.coordinators, config.guards, config.reconnects, config.waits
         ):
             if coordinator != "capa" and one_zone:
                 continue
             name = agent.name + ("" if coordinator == "capa" else f"+{coordinator}")
             name += "" if guard == 0 else f"+guard{guard}"
             name += "" if reconnect is None else f"+reconnect-{reconnect}"
+            name += "" if wait == 0.0 else f"+wait{wait:g}"
             base = _label(name, run_dir, used)
             for checkpoint in config.checkpoints:
                 # "<label> [<checkpoint>]": the report pairs it with "<label>"
@@ -431,6 +444,7 @@ def resolve(config: EvalConfig) -> tuple[str, list[AgentSpec], HeldOut, list[dic
                         "checkpoint": checkpoint,
                         **run_cfg,
                         **({} if reconnect is None else {"reconnect": reconnect}),
+                        **({} if wait == 0.0 else {"wait_confidence": wait}),
                     }
                 )
                 specs.append(
@@ -443,6 +457,7 @@ def resolve(config: EvalConfig) -> tuple[str, list[AgentSpec], HeldOut, list[dic
                         guard,
                         coordinator=coordinator,
                         reconnect=reconnect,
+                        wait_confidence=wait,
                     )
                 )
     if len(env_names) > 1:
@@ -541,6 +556,8 @@ def evaluate(config: EvalConfig) -> Path:
         run_config["coordinators"] = list(config.coordinators)
     if config.reconnects != (None,):
         run_config["reconnects"] = list(config.reconnects)
+    if config.waits != (0.0,):
+        run_config["waits"] = list(config.waits)
     if any(name.endswith("-recovery") for name in config.agents):
         run_config["safe_rho"] = config.safe_rho
     if config.submissions:

@@ -185,6 +185,21 @@ def parse_reconnects(text: str | None) -> tuple[str | None, ...]:
     ) or (None,)
 
 
+def parse_waits(text: str | None) -> tuple[float, ...]:
+    """``"0,0.7"`` -> (0.0, 0.7): the trained runs' wait confidences (0 = greedy)."""
+    from gridfactor.agents.trained import check_wait_confidence
+
+    if not text:
+        return (0.0,)
+    try:
+        values = [float(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise UserError(
+            f"bad --wait-confidence {text!r}; use numbers in [0, 1], e.g. 0,0.7"
+        ) from None
+    return tuple(dict.fromkeys(check_wait_confidence(v) for v in values)) or (0.0,)
+
+
 def parse_guards(text: str | None) -> tuple[int, ...]:
     """``"0,3,10"`` -> (0, 3, 10): guard sizes (0 = pure policy)."""
     if not text:

@@ -71,6 +71,8 @@ class Preset:
     anchor: KL anchor of PPO to the imitation policies (``gridfactor train --anchor``).
     avoid_game_over: cloning's unlikelihood weight on the actions the expert saw end the
         episode (``gridfactor train --avoid-game-over``).
+    ranking: cloning's target, 0 = the expert's choices, T > 0 = its simulated ranking at
+        temperature T (``gridfactor train --ranking``).
     reconnect: the high-level rule's reconnection of lines when safe, in the
         demonstrations and the trained agents (always, checked, never).
     variants: which of :data:`VARIANTS` to train.
@@ -96,6 +98,7 @@ class Preset:
     dagger_rounds: int = 0
     anchor: float = 0.0
     avoid_game_over: float = 0.0
+    ranking: float = 0.0
     reconnect: str = "always"
     label_zones: str = "all"
     variants: tuple[str, ...] = VARIANTS
@@ -393,6 +396,7 @@ def _train(
             demonstrations=tuple(str(d) for d in demos),
             anchor=budget.anchor if budget.timesteps > 0 else 0.0,
             avoid_game_over=budget.avoid_game_over,
+            ranking=budget.ranking,
             reconnect=budget.reconnect,
             timesteps=budget.timesteps,
             seed=config.seed,

@@ -114,33 +114,73 @@ def training_pairs(
     return x, y, keep
 
 
-def game_over_mask(
+def simulated_outcomes(
     rows: Any, agent: ClusterAgent, candidate_keys: dict[str, list[tuple[int, int]]]
-) -> np.ndarray:
-    """(len(rows), agent.n_actions) bool: True where the agent's action, simulated by the
-    expert in that row's state, ended the episode (``sim_outcome`` GAME_OVER).
+) -> tuple[np.ndarray, np.ndarray]:
+    """What the expert's simulation said of each of the agent's actions in each row.
 
-    ``candidate_keys[zone]``: the canonical ids of the zone's full candidate list, the order
-    of a row's ``sim_outcome``. An action the row's zone did not simulate (another zone's,
-    for the centralized agent) is never marked.
+    Returns (rho, codes), both (len(rows), agent.n_actions): the simulated max rho (inf when
+    not feasible) and the outcome code (see :data:`gridfactor.sim.candidates.OUTCOMES`),
+    -1 where the row's zone did not simulate the action (another zone's, for the
+    centralized agent). ``candidate_keys[zone]``: the canonical ids of the zone's full
+    candidate list, the order of a row's ``sim_max_rho`` and ``sim_outcome``.
     """
-    from gridfactor.sim.candidates import GAME_OVER
-
-    mask = np.zeros((len(rows), agent.n_actions), dtype=bool)
+    n, k = len(rows), agent.n_actions
+    rho = np.full((n, k), np.inf, dtype=np.float32)
+    codes = np.full((n, k), -1, dtype=np.int8)
     position = {
         zone: {tuple(key): j for j, key in enumerate(keys)} for zone, keys in candidate_keys.items()
     }
     learner_keys = [tuple(key) for key in agent.action_keys]
     zones = rows["agent"].to_numpy()
     outcomes = rows["sim_outcome"].to_numpy()
-    for r in range(len(rows)):
+    rhos = rows["sim_max_rho"].to_numpy() if "sim_max_rho" in rows else None
+    for r in range(n):
         where = position[zones[r]]
-        codes = outcomes[r]
-        for i, key in enumerate(learner_keys):
-            j = where.get(key)
-            if j is not None and j < len(codes) and codes[j] == GAME_OVER:
-                mask[r, i] = True
-    return mask
+        pairs = [(i, where.get(key)) for i, key in enumerate(learner_keys)]
+        pairs = [(i, j) for i, j in pairs if j is not None and j < len(outcomes[r])]
+        if not pairs:
+            continue
+        mine, theirs = np.array(pairs).T
+        codes[r, mine] = outcomes[r][theirs]
+        if rhos is not None:
+            rho[r, mine] = rhos[r][theirs]
+    return rho, codes
+
+
+def game_over_mask(
+    rows: Any, agent: ClusterAgent, candidate_keys: dict[str, list[tuple[int, int]]]
+) -> np.ndarray:
+    """(len(rows), agent.n_actions) bool: True where the agent's action, simulated by the
+    expert in that row's state, ended the episode (see :func:`simulated_outcomes`)."""
+    from gridfactor.sim.candidates import GAME_OVER
+
+    return simulated_outcomes(rows, agent, candidate_keys)[1] == GAME_OVER
+
+
+def ranking_targets(
+    rho: np.ndarray, codes: np.ndarray, labels: np.ndarray, temperature: float
+) -> np.ndarray:
+    """(n, k) target distributions: softmax(-rho / temperature) over each row's feasible
+    simulated actions (the expert's whole ranking, not only its choice); the one-hot
+    ``labels`` ((n,) action indices) where a row has no feasible simulated action.
+
+    A hard label says only which action won; in a state where acting lowers the max rho
+    by 0.05 in twenty ways and doing nothing wins by 0.001 in others, the labels spread
+    the acting mass over twenty classes and doing nothing wins the argmax. The ranking
+    gives every action its share of the probability by how good its simulation was.
+    """
+    from gridfactor.sim.candidates import FEASIBLE
+
+    feasible = (codes == FEASIBLE) & np.isfinite(rho)
+    score = np.where(feasible, -rho / temperature, -np.inf).astype(np.float64)
+    best = score.max(axis=1, keepdims=True)
+    has = np.isfinite(best[:, 0])
+    weights = np.where(feasible, np.exp(score - np.where(has[:, None], best, 0.0)), 0.0)
+    targets = np.zeros(rho.shape, dtype=np.float32)
+    targets[has] = weights[has] / weights[has].sum(axis=1, keepdims=True)
+    targets[np.flatnonzero(~has), labels[~has]] = 1.0
+    return targets
 
 
 def _fatal_share(logits: Any, fatal: Any) -> float:
@@ -175,6 +215,7 @@ def clone_expert(
     seed: int = 0,
     avoid: float = 0.0,
     game_over: np.ndarray | None = None,
+    ranking: tuple[np.ndarray, np.ndarray, float] | None = None,
 ) -> CloneReport:
     """Fit ``module`` (an RLlib torch RLModule) to the expert's labels in ``rows``.
 
@@ -194,6 +235,11 @@ def clone_expert(
     episodes = rows["episode"].to_numpy()[keep]
     test = np.isin(episodes, held_out)
     x_t, y_t = torch.as_tensor(x), torch.as_tensor(y)
+    # the targets: class indices (the labels) or distributions (the ranking)
+    target = y_t
+    if ranking is not None:
+        rho, codes, temperature = ranking
+        target = torch.as_tensor(ranking_targets(rho[keep], codes[keep], y, temperature))
     fatal_all = None if game_over is None else torch.as_tensor(game_over[keep], dtype=torch.float32)
     fatal = fatal_all if avoid > 0.0 else None
     train_idx = np.flatnonzero(~test)
@@ -207,7 +253,7 @@ def clone_expert(
         for start in range(0, len(order), batch_size):
             batch = order[start : start + batch_size]
             logits = module.forward_train({"obs": x_t[batch]})["action_dist_inputs"]
-            loss = torch.nn.functional.cross_entropy(logits, y_t[batch])
+            loss = torch.nn.functional.cross_entropy(logits, target[batch])
             if fatal is not None:
                 # log(1 - p) as log(-expm1(log p)): accurate for small p; p = 1 clamped
                 log_p = torch.log_softmax(logits, dim=1)

@@ -63,6 +63,9 @@ class TrainConfig:
     imitation_epochs: int = 60
     # weight of the unlikelihood of the actions the expert saw end the episode (0: off)
     avoid_game_over: float = 0.0
+    # cloning's target: 0 = the expert's labels; T > 0 = its simulated ranking,
+    # softmax(-max rho / T) over the feasible actions (gridfactor.train.imitation)
+    ranking: float = 0.0
     seed: int = 0
     obs_mode: str = "local"
     danger: float = DANGER
@@ -116,6 +119,8 @@ class TrainConfig:
             raise UserError(
                 f"--avoid-game-over must be >= 0 (got {self.avoid_game_over}); e.g. 1.0"
             )
+        if self.ranking < 0.0:
+            raise UserError(f"--ranking must be >= 0 (got {self.ranking}); e.g. 0.02")
         if self.obs_mode not in ("local", "global"):
             raise UserError(f"--obs must be 'local' or 'global' (got {self.obs_mode!r})")
         if self.centralized and self.obs_mode == "local" and self.demonstrations:
@@ -495,7 +500,8 @@ def _imitate(
 ) -> None:
     """Clone the expert into every policy (the learner's modules), sync the env runners,
     save the ``imitation`` checkpoint and ``imitation.json`` (agreement with the expert)."""
-    from gridfactor.train.imitation import clone_expert, game_over_mask, held_out_episodes
+    from gridfactor.sim.candidates import GAME_OVER
+    from gridfactor.train.imitation import clone_expert, held_out_episodes, simulated_outcomes
 
     frame = demos.frame
     held_out = held_out_episodes(frame, config.seed)
@@ -506,6 +512,7 @@ def _imitate(
         reports = []
         for aid in agents:
             rows = frame[frame["decider"]] if config.centralized else frame[frame["agent"] == aid]
+            rho, codes = simulated_outcomes(rows, by_id[aid], candidate_keys)
             report = clone_expert(
                 learner.module[aid],
                 rows,
@@ -515,7 +522,8 @@ def _imitate(
                 epochs=config.imitation_epochs,
                 seed=config.seed,
                 avoid=config.avoid_game_over,
-                game_over=game_over_mask(rows, by_id[aid], candidate_keys),
+                game_over=codes == GAME_OVER,
+                ranking=(rho, codes, config.ranking) if config.ranking > 0.0 else None,
             )
             reports.append(report.to_dict())
         return reports
