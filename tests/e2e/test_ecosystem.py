@@ -318,10 +318,14 @@ def test_export_runs_in_grid2op_runner_like_evaluation(zones_run: Path, tmp_path
     sub = tmp_path / "submission"
     run_cli("export", str(zones_run), "--out", str(sub))
     assert (sub / "__init__.py").is_file() and (sub / "policies" / "cluster_0.npz").is_file()
+    # the wait confidence travels with the export (P = 1: act at every unsafe decision)
+    sub_wait = tmp_path / "submission-wait"
+    run_cli("export", str(zones_run), "--out", str(sub_wait), "--wait-confidence", "1")
     ev = evaluate(
         EvalConfig(
             runs=(str(zones_run),),
-            submissions=(str(sub),),  # the export, loaded as any L2RPN submission
+            submissions=(str(sub), str(sub_wait)),  # exports, loaded as any L2RPN submission
+            waits=(0.0, 1.0),
             agents=("do-nothing",),
             n_episodes=3,
             episode_steps=288,
@@ -336,6 +340,11 @@ def test_export_runs_in_grid2op_runner_like_evaluation(zones_run: Path, tmp_path
     exported = episodes[episodes["agent"] == "submission"].sort_values("episode")
     same = ["survived", "completed", "actions", "illegal", "distinct_actions"]
     assert exported[same].reset_index(drop=True).equals(trained[same].reset_index(drop=True))
+    # (what P changes in a decision: tests/integration/test_agents.py)
+    assert load_exported_agent(sub_wait).wait_confidence == 1.0
+    waiting = episodes[episodes["agent"] == "distributed-local+wait1"].sort_values("episode")
+    exported = episodes[episodes["agent"] == "submission-wait"].sort_values("episode")
+    assert exported[same].reset_index(drop=True).equals(waiting[same].reset_index(drop=True))
 
     trained_agent = load_trained_agent(zones_run)
     exported_agent = load_exported_agent(sub)

@@ -4,6 +4,7 @@ Layout of the folder::
 
     __init__.py              make_agent(env, this_directory) -> grid2op BaseAgent
     gridfactor_agent.json    manifest: agent name, env, danger, observation mode, guard,
+                             wait confidence,
                              policies, versions, where it came from
     factorization.json       the zones (one cluster for a centralized agent)
     action_sets.json         the per-agent action subsets (when the run has them)
@@ -55,18 +56,27 @@ def export_run(
     *,
     checkpoint: str | Path | None = None,
     guard: int = 0,
+    wait_confidence: float = 0.0,
     overwrite: bool = False,
 ) -> Path:
     """Write the submission folder of a ``gridfactor train`` run; returns ``out``.
 
+    ``guard`` and ``wait_confidence`` (see :class:`~gridfactor.agents.trained.TrainedAgent`)
+    are recorded in the manifest: the submission decides as the evaluation did with them.
+
     The folder is built next to ``out`` and renamed into place: an interrupted export
     leaves no half folder.
     """
-    from gridfactor.agents.trained import ACTION_SETS_FILE, load_trained_agent
+    from gridfactor.agents.trained import (
+        ACTION_SETS_FILE,
+        check_wait_confidence,
+        load_trained_agent,
+    )
 
     run_dir, out = Path(run_dir), Path(out)
     if guard < 0:
         raise UserError(f"--guard must be >= 0 (0 = pure policy), got {guard}")
+    check_wait_confidence(wait_confidence)
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise UserError(f"{out} exists and is not empty; choose another --out or pass --overwrite")
     agent = load_trained_agent(run_dir, checkpoint)
@@ -91,6 +101,7 @@ def export_run(
             "reconnect": agent.reconnect,
             "obs_mode": agent.obs_mode,
             "guard": int(guard),
+            "wait_confidence": float(wait_confidence),
             "policies": policies,
             "gridfactor_version": __version__,
             "source": {"run": str(run_dir.resolve()), "checkpoint": str(agent.checkpoint)},
@@ -134,4 +145,5 @@ def load_exported_agent(folder: str | Path, guard: int | None = None) -> Any:
         action_sets=load_action_sets(folder),
         guard=int(manifest.get("guard", 0) if guard is None else guard),
         reconnect=manifest.get("reconnect", "always"),
+        wait_confidence=float(manifest.get("wait_confidence", 0.0)),
     )

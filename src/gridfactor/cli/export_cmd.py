@@ -18,11 +18,24 @@ def export_cmd(
     guard: int = typer.Option(
         0, "--guard", help="Simulate the policy's top k actions and play the best (0 = off)."
     ),
+    wait_confidence: float = typer.Option(
+        0.0,
+        "--wait-confidence",
+        help="Do nothing only when the policy gives it this probability, else play its most "
+        "likely action (0 = greedy; see evaluate --wait-confidence).",
+    ),
     overwrite: bool = OVERWRITE,
 ) -> None:
     """Write RUN's agent as a submission: make_agent(env, this_directory) -> grid2op agent."""
     from gridfactor.agents.exported import export_run
 
-    folder = export_run(run, out, checkpoint=checkpoint, guard=guard, overwrite=overwrite)
+    folder = export_run(
+        run,
+        out,
+        checkpoint=checkpoint,
+        guard=guard,
+        wait_confidence=wait_confidence,
+        overwrite=overwrite,
+    )
     typer.echo(f"exported {run} to {folder}")
     typer.echo(f"submission: make_agent(env, this_directory) in {folder / '__init__.py'}")
