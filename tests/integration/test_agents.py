@@ -137,6 +137,47 @@ def test_build_agents(g2env):
     )
 
 
+def test_observation_encoder_matches_its_definition(obs, g2env):
+    """The encoder's one gather + clip gives, feature by feature, the documented features
+    (written out group by group here), on an observation with a disconnected line, a NaN
+    rho, an overload beyond the clip, cooldowns and a substation on bus 2."""
+    from gridfactor.agents.cluster import ObservationEncoder
+
+    obs.rho[3], obs.rho[5], obs.rho[7] = np.nan, 4.2, 1.3
+    obs.line_status[7], obs.rho[7] = False, 0.0
+    obs.topo_vect[obs.line_or_pos_topo_vect[7]] = -1
+    obs.topo_vect[obs.line_ex_pos_topo_vect[7]] = -1
+    obs.topo_vect[obs.line_or_pos_topo_vect[2]] = 2
+    obs.time_before_cooldown_line[[7, 8]] = [3, 12]
+    obs.time_before_cooldown_sub[[1, 5]] = [3, 10]
+
+    def features(lines, topo_pos, subs):
+        rho = np.asarray(obs.rho, dtype=np.float64)
+        topo = np.asarray(obs.topo_vect)[topo_pos]
+        return np.concatenate(
+            [
+                np.clip(np.nan_to_num(rho[lines]), 0.0, 3.0),
+                np.asarray(obs.line_status, dtype=float)[lines],
+                np.minimum(np.asarray(obs.time_before_cooldown_line)[lines] / 10.0, 1.0),
+                (topo == 2).astype(float),
+                (topo == -1).astype(float),
+                np.minimum(np.asarray(obs.time_before_cooldown_sub)[subs] / 10.0, 1.0),
+                [min(np.nanmax(rho), 3.0)],
+            ]
+        ).astype(np.float32)
+
+    for agent in build_agents(case14_factorization(g2env), g2env):
+        local = ObservationEncoder(agent, g2env, "local")(obs)
+        expected = features(agent.lines, agent.topo_pos, agent.subs)
+        assert local.dtype == np.float32 and np.array_equal(local, expected)
+    all_lines, all_pos = np.arange(g2env.n_line), np.arange(g2env.dim_topo)
+    global_ = ObservationEncoder(agent, g2env, "global")(obs)
+    assert np.array_equal(global_, features(all_lines, all_pos, np.arange(g2env.n_sub)))
+    # the edge cases are in the features: the overload clipped, the NaN at 0, the indicators
+    assert global_[5] == 3.0 and global_[3] == 0.0 and global_[-1] == 3.0
+    assert global_[3 * g2env.n_line + obs.line_or_pos_topo_vect[2]] == 1.0
+
+
 def test_factorization_env_mismatch(g2env):
     from gridfactor.agents.decision_env import DecisionEnv
 

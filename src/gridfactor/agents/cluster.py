@@ -226,23 +226,53 @@ class ObservationEncoder:
             self.topo_pos = np.arange(env.dim_topo)
             self.subs = np.arange(env.n_sub)
         self.size = 3 * len(self.lines) + 2 * len(self.topo_pos) + len(self.subs) + 1
+        # Every feature is clip(raw[index] / divisor + offset, 0, high) of one vector ``raw``
+        # holding the observation's rho, line status, line cooldowns, topology, substation
+        # cooldowns and max rho: one gather and four array operations per decision, a
+        # third of a pure policy's decision less than one operation per feature group.
+        # The topology indicators are clips too, of the bus numbers (-1, 1, 2: two busbars
+        # per substation, grid2op's default): bus 2 = clip(bus - 1, 0, 1), disconnected =
+        # clip(-bus, 0, 1).
+        n_line, dim_topo, n_sub = int(env.n_line), int(env.dim_topo), int(env.n_sub)
+        status, cooldown = n_line, 2 * n_line
+        topo, sub_cooldown = 3 * n_line, 3 * n_line + dim_topo
+        max_rho = sub_cooldown + n_sub
+        groups = (  # (raw offsets, divisor, offset, high) per feature group, in feature order
+            (self.lines, 1.0, 0.0, RHO_CLIP),
+            (status + self.lines, 1.0, 0.0, 1.0),
+            (cooldown + self.lines, COOLDOWN_SCALE, 0.0, 1.0),
+            (topo + self.topo_pos, 1.0, -1.0, 1.0),
+            (topo + self.topo_pos, -1.0, 0.0, 1.0),
+            (sub_cooldown + self.subs, COOLDOWN_SCALE, 0.0, 1.0),
+            (np.array([max_rho]), 1.0, 0.0, RHO_CLIP),
+        )
+        self._index = np.concatenate([np.asarray(pos, dtype=np.intp) for pos, *_ in groups])
+
+        def per_feature(column: int) -> np.ndarray:
+            return np.concatenate([np.full(len(g[0]), g[column], dtype=np.float32) for g in groups])
+
+        self._divisor, self._offset, self._high = per_feature(1), per_feature(2), per_feature(3)
 
     def __call__(self, obs: Any) -> np.ndarray:
         """(size,) float32 features of ``obs``."""
-        # fmax(x, 0) is clip-at-0 that also maps NaN to 0 (np.nan_to_num costs 7 us a call:
-        # a third of a pure policy's decision)
-        rho = np.asarray(obs.rho, dtype=np.float32)
-        topo = np.asarray(obs.topo_vect)[self.topo_pos]
-        parts = (
-            np.minimum(np.fmax(rho[self.lines], 0.0), RHO_CLIP),
-            np.asarray(obs.line_status, dtype=np.float32)[self.lines],
-            np.minimum(obs.time_before_cooldown_line[self.lines] / COOLDOWN_SCALE, 1.0),
-            topo == 2,
-            topo == -1,
-            np.minimum(obs.time_before_cooldown_sub[self.subs] / COOLDOWN_SCALE, 1.0),
-            (min(float(np.fmax.reduce(rho, initial=0.0)), RHO_CLIP),),
+        rho = obs.rho
+        # fmax(x, 0) is clip-at-0 that also maps NaN to 0 (np.nan_to_num costs 7 us a call)
+        raw = np.concatenate(
+            (
+                rho,
+                obs.line_status,
+                obs.time_before_cooldown_line,
+                obs.topo_vect,
+                obs.time_before_cooldown_sub,
+                (np.fmax.reduce(rho, initial=0.0),),
+            ),
+            dtype=np.float32,
         )
-        return np.concatenate(parts, dtype=np.float32)
+        x = raw[self._index]
+        x /= self._divisor
+        x += self._offset
+        np.fmax(x, 0.0, out=x)
+        return np.minimum(x, self._high, out=x)
 
     @property
     def high(self) -> float:

@@ -27,9 +27,7 @@ RECONNECT_MODES = ("always", "checked", "never")
 def check_reconnect(mode: str) -> str:
     """``mode`` if it is one of :data:`RECONNECT_MODES`, else a one-line UserError."""
     if mode not in RECONNECT_MODES:
-        raise UserError(
-            f"--reconnect must be one of {', '.join(RECONNECT_MODES)}, got {mode!r}"
-        )
+        raise UserError(f"--reconnect must be one of {', '.join(RECONNECT_MODES)}, got {mode!r}")
     return mode
 
 
@@ -46,7 +44,7 @@ class HighLevelRules:
 
     def is_unsafe(self, obs: Any) -> bool:
         """True when some line has ``rho >= danger`` (an agent must decide)."""
-        return bool(np.max(obs.rho) >= self.danger)
+        return bool(np.asarray(obs.rho).max() >= self.danger)
 
     @staticmethod
     def reconnectable_lines(obs: Any) -> np.ndarray:
@@ -71,7 +69,8 @@ class HighLevelRules:
         """(subs (k,), padded line ids (k, m), incidence (k, n_line) 0/1, line counts (k,),
         has lines (k,)) of the candidates, built once per grid and candidate list: a
         decision then ranks them with a few array operations, not a loop over substations.
-        The padding of a short row is the id n_line, one past the last line."""
+        A short row is padded with its own first line, which leaves its max unchanged (a
+        row without lines reads line 0: it ranks last whatever its max)."""
         key = (int(obs.n_sub), tuple(candidate_subs))  # numpy and Python ints hash alike
         hit = self._incidence_cache.get(key)
         if hit is None:
@@ -80,10 +79,11 @@ class HighLevelRules:
             n_line = len(or_sub)
             lines = [np.flatnonzero((or_sub == s) | (ex_sub == s)) for s in key[1]]
             width = max([len(x) for x in lines] + [1])
-            padded = np.full((len(lines), width), n_line, dtype=int)
+            padded = np.zeros((len(lines), width), dtype=int)
             incidence = np.zeros((len(lines), n_line), dtype=np.float32)
             for i, x in enumerate(lines):
                 padded[i, : len(x)] = x
+                padded[i, len(x) :] = x[0] if len(x) else 0
                 incidence[i, x] = 1.0
             counts = incidence.sum(axis=1)
             hit = (
@@ -102,8 +102,7 @@ class HighLevelRules:
         substation id. Substations without lines come last."""
         subs, padded, incidence, counts, has_lines = self._incidence(obs, candidate_subs)
         rho = np.asarray(obs.rho, dtype=np.float32)
-        # the padding reads the -inf appended after the last line: a row's max ignores it
-        max_rho = np.append(rho, -np.inf)[padded].max(axis=1)
+        max_rho = rho[padded].max(axis=1)
         mean_rho = (incidence @ rho) / counts
         # lexsort: the last key is the primary one
         order = np.lexsort((subs, -mean_rho, -max_rho, ~has_lines))
