@@ -17,6 +17,8 @@ episodes in its offline format; the policies here are per-agent classifiers over
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -183,6 +185,25 @@ def ranking_targets(
     return targets
 
 
+@contextmanager
+def one_torch_thread() -> Iterator[None]:
+    """Run torch on one thread inside the block, then restore the thread count.
+
+    The clones' minibatches (128 rows, 128x128 MLPs) gain nothing from a second thread,
+    but torch's spinning OpenMP threads collide with any other work on the cores: two
+    cloning runs side by side on 2 cores took 288 s each with the default threads against
+    18 s on one thread (15 s alone, either way, and the same weights).
+    """
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def _fatal_share(logits: Any, fatal: Any) -> float:
     """Share of rows whose greedy action is marked in ``fatal`` ((n, k) 0/1)."""
     import torch
@@ -248,20 +269,21 @@ def clone_expert(
     optimizer = torch.optim.Adam(params, lr=lr)
     module.train()
     loss = torch.tensor(float("nan"))
-    for _ in range(epochs):
-        order = torch.as_tensor(train_idx)[torch.randperm(len(train_idx), generator=gen)]
-        for start in range(0, len(order), batch_size):
-            batch = order[start : start + batch_size]
-            logits = module.forward_train({"obs": x_t[batch]})["action_dist_inputs"]
-            loss = torch.nn.functional.cross_entropy(logits, target[batch])
-            if fatal is not None:
-                # log(1 - p) as log(-expm1(log p)): accurate for small p; p = 1 clamped
-                log_p = torch.log_softmax(logits, dim=1)
-                log_rest = torch.log(-torch.expm1(log_p.clamp(max=-1e-6)))
-                loss = loss - avoid * (log_rest * fatal[batch]).sum(dim=1).mean()
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
+    with one_torch_thread():
+        for _ in range(epochs):
+            order = torch.as_tensor(train_idx)[torch.randperm(len(train_idx), generator=gen)]
+            for start in range(0, len(order), batch_size):
+                batch = order[start : start + batch_size]
+                logits = module.forward_train({"obs": x_t[batch]})["action_dist_inputs"]
+                loss = torch.nn.functional.cross_entropy(logits, target[batch])
+                if fatal is not None:
+                    # log(1 - p) as log(-expm1(log p)): accurate for small p; p = 1 clamped
+                    log_p = torch.log_softmax(logits, dim=1)
+                    log_rest = torch.log(-torch.expm1(log_p.clamp(max=-1e-6)))
+                    loss = loss - avoid * (log_rest * fatal[batch]).sum(dim=1).mean()
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
     module.eval()
     with torch.no_grad():
         logits = module.forward_train({"obs": x_t})["action_dist_inputs"]
