@@ -178,6 +178,25 @@ def test_observation_encoder_matches_its_definition(obs, g2env):
     assert global_[3 * g2env.n_line + obs.line_or_pos_topo_vect[2]] == 1.0
 
 
+def test_observation_encoder_refuses_more_than_two_busbars(g2env):
+    """The encoder's bus indicators assume two busbars: a 3-busbar env gets a one-line
+    error naming the fix, not silently wrong features."""
+    import grid2op
+    from lightsim2grid import LightSimBackend
+
+    from gridfactor.agents.cluster import ObservationEncoder
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        env = grid2op.make(ENV, test=True, n_busbar=3, backend=LightSimBackend())
+    try:
+        agent = build_agents(case14_factorization(env), env)[0]
+        with pytest.raises(UserError, match="n_busbar=2"):
+            ObservationEncoder(agent, env, "local")
+    finally:
+        env.close()
+
+
 def test_factorization_env_mismatch(g2env):
     from gridfactor.agents.decision_env import DecisionEnv
 
