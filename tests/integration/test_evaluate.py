@@ -233,6 +233,23 @@ def test_compare_smoke_end_to_end(tmp_path: Path) -> None:
     vs_clone = paired[paired["reference"] == paired["agent"] + " [imitation]"]
     assert set(vs_clone["agent"]) == set(VARIANTS)
     assert (vs_clone["episodes"] == 4).all()
+    # distributed vs centralized at the same checkpoint, episode by episode
+    to_central = paired["reference"].str.startswith("centralized")
+    vs_central = paired[to_central & ~paired["agent"].str.startswith("centralized")]
+    assert dict(zip(vs_central["agent"], vs_central["reference"], strict=True)) == {
+        "distributed-local": "centralized",
+        "distributed-local [imitation]": "centralized [imitation]",
+        "distributed-global": "centralized",
+        "distributed-global [imitation]": "centralized [imitation]",
+    }
+    both = episodes.pivot(index="episode", columns="agent", values="survived")
+    expected = (both["distributed-global"] - both["centralized"]).mean()
+    row = vs_central.set_index("agent").loc["distributed-global"]
+    assert row["mean_difference"] == pytest.approx(expected)
+    # the headline measures each learned agent against the best expert
+    best = table.loc[[a for a in table.index if a.startswith("expert")], "survived_mean"].idxmax()
+    assert "of the best expert's mean steps survived" in report
+    assert f" vs {best} " in report
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stderr[-3000:]
     assert again.stdout.count("skipped") == 8

@@ -173,7 +173,8 @@ def compare_cmd(
     preset: str = typer.Option(
         "smoke",
         "--preset",
-        help="smoke (minutes, CI), demo (~10 min, make demo) or paper (~3 h on 2 cores).",
+        help="smoke (minutes, CI), day (one-day episodes, minutes), demo (weeks, ~8 min: make "
+        "demo) or paper (weeks, ~20 min on 2 cores).",
     ),
     demo_episodes: int = typer.Option(
         None, "--demo-episodes", help="Override the preset's demonstration episodes."

@@ -109,20 +109,32 @@ def summarize(episodes: pd.DataFrame) -> pd.DataFrame:
 
 
 # agents every other agent is compared with, episode by episode, when present
-REFERENCES = ("do-nothing", "reconnect", "expert")
+REFERENCES = ("do-nothing", "reconnect", "expert", "expert-zone")
+
+
+def centralized_counterpart(agent: str) -> str | None:
+    """The centralized agent a distributed one is compared with: the same guard, wait and
+    checkpoint suffix (``distributed-local+guard3`` -> ``centralized+guard3``)."""
+    for variant in ("distributed-local", "distributed-global"):
+        if agent.startswith(variant):
+            return "centralized" + agent[len(variant) :]
+    return None
 
 
 def paired_differences(episodes: pd.DataFrame) -> pd.DataFrame:
     """Per (agent, reference): mean paired difference of steps survived on the same
     scenarios, its 95% bootstrap interval, and the survival ratio agent / reference. The
-    references: the baselines of :data:`REFERENCES`, and for a trained agent evaluated at
-    other checkpoints too (``"<agent> [imitation]"``), the agent at each of them."""
+    references: the baselines of :data:`REFERENCES`; for a distributed agent, the centralized
+    one with the same settings (:func:`centralized_counterpart`); for a trained agent
+    evaluated at other checkpoints too (``"<agent> [imitation]"``), the agent at each of
+    them."""
     rows = []
     wide = episodes.pivot_table(index="episode", columns="agent", values="survived")
     agents = list(dict.fromkeys(episodes["agent"]))
     for agent in agents:
         other_checkpoints = [a for a in agents if a.startswith(f"{agent} [")]
-        for ref in (*REFERENCES, *other_checkpoints):
+        centralized = centralized_counterpart(agent)
+        for ref in (*REFERENCES, *([centralized] if centralized else []), *other_checkpoints):
             if ref == agent or ref not in wide.columns:
                 continue
             both = wide[[agent, ref]].dropna()

@@ -125,8 +125,33 @@ PRESETS: dict[str, Preset] = {
         dagger_rounds=1,
         anchor=1.0,
     ),
-    # `make demo`: the headline in about 10 minutes on 2 cores.
+    # `make demo`: the headline in under 10 minutes on 2 cores, over weeks (a day does not
+    # separate the strong agents on case14: every one completes it). The paper's recipe
+    # (every zone labelled, two DAgger rounds) with smaller zones and no PPO, which does
+    # not add (docs/results.md): the same clone as the paper's imitation checkpoint.
     "demo": Preset(
+        factorize_episodes=30,
+        factorize_samples=2000,
+        factorize_max_steps=30,
+        factorize_threshold="quantile",
+        demo_episodes=120,
+        demo_explore=0.3,
+        timesteps=0,
+        train_batch_size=500,
+        minibatch_size=128,
+        num_epochs=3,
+        lr=1e-4,
+        train_episode_steps=288,
+        eval_episodes=6,
+        eval_steps=2016,
+        guards=(0, 3),
+        dagger_rounds=2,
+        variants=("distributed-local", "centralized"),
+        peers=("expertop",),
+    ),
+    # One-day episodes, a few minutes: the base of the 36- and 118-bus experiments, whose
+    # chronics hold only 2-3 days (docs/results.md).
+    "day": Preset(
         factorize_episodes=30,
         factorize_samples=2000,
         factorize_max_steps=30,
@@ -441,8 +466,13 @@ def write_report(out: Path, config: CompareConfig, budget: Preset, stages: dict)
             if budget.dagger_rounds
             else ""
         )
-        + f"; imitation then PPO for {budget.timesteps} decisions per variant (batch "
-        f"{budget.train_batch_size}); evaluation {budget.eval_episodes} held-out episodes of "
+        + (
+            f"; imitation then PPO for {budget.timesteps} decisions per variant (batch "
+            f"{budget.train_batch_size})"
+            if budget.timesteps > 0
+            else "; imitation only (no PPO)"
+        )
+        + f"; evaluation {budget.eval_episodes} held-out episodes of "
         f"{budget.eval_steps} steps, the same scenarios for every agent.",
         "",
         "Stage times (s, this machine): "
@@ -529,21 +559,28 @@ def saturation(results: pd.DataFrame) -> list[str]:
 
 
 def headline(results: pd.DataFrame) -> list[str]:
-    """One line per learned variant: the share of the do-nothing -> expert gap in mean steps
-    survived that it closes, and its speed-up per decision over the expert."""
+    """One line per learned agent: its mean steps survived as a share of the best expert's
+    (the experts and the public peers), the share of the do-nothing -> best expert gap it
+    closes, and its speed-up per decision over the full expert."""
     rows = results.set_index("agent")
-    if not {"do-nothing", "expert"} <= set(rows.index):
+    experts = [a for a in rows.index if a in BASELINES and a.startswith("expert")]
+    if "do-nothing" not in rows.index or not experts:
         return []
-    floor, top = rows.loc["do-nothing", "survived_mean"], rows.loc["expert", "survived_mean"]
+    best = max(experts, key=lambda a: rows.loc[a, "survived_mean"])
+    floor, top = rows.loc["do-nothing", "survived_mean"], rows.loc[best, "survived_mean"]
     lines = []
     for agent in rows.index:
         if agent in BASELINES:  # the baselines and peers: not learned
             continue
-        gap = (rows.loc[agent, "survived_mean"] - floor) / (top - floor) if top > floor else 1.0
-        speed = rows.loc["expert", "decision_ms"] / rows.loc[agent, "decision_ms"]
-        lines.append(
-            f"{agent}: closes {100 * gap:.0f}% of the do-nothing -> expert gap in mean steps "
-            f"survived ({rows.loc[agent, 'survived_mean']:.1f} vs {floor:.1f} and {top:.1f}), "
-            f"{speed:.0f}x faster per decision than the expert"
+        steps = rows.loc[agent, "survived_mean"]
+        gap = (steps - floor) / (top - floor) if top > floor else 1.0
+        line = (
+            f"{agent}: {100 * steps / top:.0f}% of the best expert's mean steps survived "
+            f"({steps:.1f} vs {best} {top:.1f}; do-nothing {floor:.1f}: {100 * gap:.0f}% of "
+            "the gap closed)"
         )
+        if "expert" in rows.index:
+            speed = rows.loc["expert", "decision_ms"] / rows.loc[agent, "decision_ms"]
+            line += f", {speed:.0f}x faster per decision than the expert"
+        lines.append(line)
     return lines
