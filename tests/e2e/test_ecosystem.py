@@ -218,6 +218,34 @@ def test_dagger_round_the_policy_plays_and_the_expert_labels(zones_run, tmp_path
     assert (config["avoid_game_over"], config["reconnect"]) == (1.0, "never")
     assert (load_trained_agent(run).reconnect, policy.reconnect) == ("never", "always")
     assert load_trained_agent(run, reconnect="checked").reconnect == "checked"
+    # every action learned: the pure choice stays among the expert's covered choices, a
+    # guard's top k ranks them all
+    full = tmp_path / "full"
+    run_cli(
+        *("train", "--factorization", str(fact), "--env", ENV14, "--timesteps", "0"),
+        *("--demonstrations", str(tmp_path / "expert"), "--full-action-set"),
+        *("--coverage", "0.5", "--imitation-epochs", "2", "--out", str(full)),
+        timeout=900,
+    )
+    sets = json.loads((full / "action_sets.json").read_text())
+    assert {a: len(k) for a, k in sets["agents"].items()} == sets["n_actions_full"]
+    agent, env = load_trained_agent(full), make_env(ENV14)
+    frame_of_full = agent.bind(env)
+    obs, masked = env.reset(), 0
+    for _ in range(20):
+        for zone in frame_of_full.agents:
+            greedy = {tuple(k) for k in sets["greedy"][zone.agent_id]}
+            (pure,) = agent.proposals(frame_of_full, zone.agent_id, obs, 1) or [0]
+            assert tuple(zone.action_keys[pure]) in greedy
+            ranked = agent.proposals(frame_of_full, zone.agent_id, obs, zone.n_actions)
+            assert {tuple(zone.action_keys[i]) for i in ranked} - greedy
+            best = int(
+                np.argmax(agent.logits(zone.agent_id, frame_of_full.encode(zone.agent_id, obs)))
+            )
+            masked += tuple(zone.action_keys[best]) not in greedy
+        obs, *_ = env.step(env.action_space({}))
+    env.close()
+    assert masked > 0  # the unmasked choice left the greedy set somewhere
 
 
 def kl_divergence(p_logits: np.ndarray, q_logits: np.ndarray) -> float:

@@ -143,6 +143,7 @@ def load_exported_agent(folder: str | Path, guard: int | None = None) -> Any:
         checkpoint=folder,
         policies=policies,
         action_sets=load_action_sets(folder),
+        greedy_sets=load_action_sets(folder, "greedy"),
         guard=int(manifest.get("guard", 0) if guard is None else guard),
         reconnect=manifest.get("reconnect", "always"),
         wait_confidence=float(manifest.get("wait_confidence", 0.0)),

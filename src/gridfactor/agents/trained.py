@@ -60,6 +60,11 @@ class TrainedAgent:
             action); p > 0 = do nothing only when the policy also gives it probability
             >= p, else play the most likely action other than do nothing (the clones learn
             "do nothing" as one class against many acting ones, and wait too often).
+        greedy_sets: per agent id the actions its pure (unguarded) choice is taken from
+            (None: all of ``action_sets``). A run trained with every action
+            (``train --full-action-set``) plays greedily only among the expert's choices
+            covering ``--coverage`` of them: its rare classes are noisy alone, but worth
+            simulating under a guard (docs/results.md).
     """
 
     name: str
@@ -75,7 +80,9 @@ class TrainedAgent:
     coordinator: str = "capa"
     reconnect: str = "always"
     wait_confidence: float = 0.0
+    greedy_sets: dict[str, list[tuple[int, int]]] | None = None
     _frame: DecisionFrame | None = field(default=None, init=False, repr=False)
+    _greedy_masks: dict[str, np.ndarray] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.policies = {aid: as_greedy(p) for aid, p in self.policies.items()}
@@ -111,6 +118,13 @@ class TrainedAgent:
                     f"{a.n_actions}; evaluate on the env the run was trained on "
                     f"({self.env_name})"
                 )
+        self._greedy_masks = {}
+        if self.greedy_sets is not None:
+            for a in frame.agents:
+                keep = {tuple(k) for k in self.greedy_sets.get(a.agent_id, a.action_keys)}
+                mask = np.array([tuple(k) in keep for k in a.action_keys])
+                if not mask.all():
+                    self._greedy_masks[a.agent_id] = mask
         self._frame = frame
         return frame
 
@@ -140,10 +154,14 @@ class TrainedAgent:
         """
         logits = self.logits(aid, frame.encode(aid, obs))
         cooling = frame.in_cooldown(aid, obs)
+        mask = self._greedy_masks.get(aid) if k == 1 else None
+        if mask is not None:  # the pure choice: among the greedy set only
+            logits = np.where(mask, logits, -np.inf)
         # argmax is the first of the largest, as the stable sort's first
         top = [int(np.argmax(logits))] if k == 1 else np.argsort(-logits, kind="stable")[:k]
         # (a guard's top k already holds the acting actions after do nothing)
-        if k == 1 and top[0] == 0 and self.wait_confidence > 0.0 and len(logits) > 1:
+        can_act = len(logits) > 1 and bool(np.isfinite(logits[1:]).any())
+        if k == 1 and top[0] == 0 and self.wait_confidence > 0.0 and can_act:
             p_wait = 1.0 / np.exp(logits - logits[0]).sum()  # do nothing is the max
             if p_wait < self.wait_confidence:  # not sure enough to wait: act
                 top = [int(np.argmax(logits[1:])) + 1]
@@ -219,15 +237,18 @@ def agent_name(config: dict[str, Any]) -> str:
     return f"distributed-{config.get('obs_mode', 'local')}"
 
 
-def load_action_sets(run_dir: Path) -> dict[str, list[tuple[int, int]]] | None:
-    """The run's per-agent action subsets (``action_sets.json``), None if it has none."""
+def load_action_sets(
+    run_dir: Path, which: str = "agents"
+) -> dict[str, list[tuple[int, int]]] | None:
+    """The run's per-agent action subsets (``action_sets.json``): the policies' actions
+    (``which="agents"``) or their greedy sets (``"greedy"``); None if the run has none."""
     path = run_dir / ACTION_SETS_FILE
     if not path.is_file():
         return None
     data = json.loads(path.read_text())
-    return {
-        aid: [tuple(int(x) for x in key) for key in keys] for aid, keys in data["agents"].items()
-    }
+    if which not in data:  # runs trained before greedy sets were recorded
+        return None
+    return {aid: [tuple(int(x) for x in key) for key in keys] for aid, keys in data[which].items()}
 
 
 def load_trained_agent(
@@ -275,6 +296,7 @@ def load_trained_agent(
         checkpoint=ckpt,
         policies=policies,
         action_sets=load_action_sets(run_dir),
+        greedy_sets=load_action_sets(run_dir, "greedy"),
         guard=int(guard),
         coordinator=coordinator,
         reconnect=reconnect or config.get("reconnect", "always"),

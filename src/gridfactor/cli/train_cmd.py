@@ -31,7 +31,10 @@ def train_command(
         0.95, "--coverage", help="Action sets: keep the expert's choices covering this share."
     ),
     full_action_set: bool = typer.Option(
-        False, "--full-action-set", help="With --demonstrations: keep every unitary action."
+        False,
+        "--full-action-set",
+        help="With --demonstrations: learn every unitary action; the pure policy still plays "
+        "only the --coverage set, a guard ranks them all.",
     ),
     imitation_epochs: int = typer.Option(60, "--imitation-epochs", help="Cloning epochs."),
     avoid_game_over: float = typer.Option(

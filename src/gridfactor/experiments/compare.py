@@ -75,6 +75,9 @@ class Preset:
         temperature T (``gridfactor train --ranking``).
     reconnect: the high-level rule's reconnection of lines when safe, in the
         demonstrations and the trained agents (always, checked, never).
+    full_action_set: the variants learn every unitary action (``gridfactor train
+        --full-action-set``): the pure policy still plays the expert's choices covering 95%,
+        a guard ranks them all (the DAgger learners keep the covered set: they play purely).
     variants: which of :data:`VARIANTS` to train.
     peers: public peers evaluated beside the baselines (``expertop``), where they support
         the grid and are installed (``pip install gridfactor[peers]``); skipped otherwise.
@@ -99,6 +102,7 @@ class Preset:
     anchor: float = 0.0
     avoid_game_over: float = 0.0
     ranking: float = 0.0
+    full_action_set: bool = False
     reconnect: str = "always"
     label_zones: str = "all"
     variants: tuple[str, ...] = VARIANTS
@@ -146,6 +150,7 @@ PRESETS: dict[str, Preset] = {
         eval_steps=2016,
         guards=(0, 3),
         dagger_rounds=2,
+        full_action_set=True,
         variants=("distributed-local", "centralized"),
         peers=("expertop",),
     ),
@@ -280,7 +285,12 @@ def compare(config: CompareConfig) -> Path:
         stage(
             learner.name,
             lambda d=learner, s=seen: _train(
-                config, replace(budget, timesteps=0), d, "distributed-local", fact_path, s
+                config,
+                replace(budget, timesteps=0, full_action_set=False),
+                d,
+                "distributed-local",
+                fact_path,
+                s,
             ),
         )
         stage(
@@ -422,6 +432,7 @@ def _train(
             anchor=budget.anchor if budget.timesteps > 0 else 0.0,
             avoid_game_over=budget.avoid_game_over,
             ranking=budget.ranking,
+            full_action_set=budget.full_action_set,
             reconnect=budget.reconnect,
             timesteps=budget.timesteps,
             seed=config.seed,

@@ -458,25 +458,26 @@ def _imitation_inputs(
         loaded.append(demos)
     demos = combine_demonstrations(loaded)
     agents = build_agents(fact, g2env)
-    if config.full_action_set:
-        sets = {a.agent_id: list(a.action_keys) for a in agents}
-    else:
-        # the centralized agent learns from every decision; a zone agent from its zone's
-        # labels (every unsafe state when every zone was labelled)
-        decisions = demos.frame[demos.frame["decider"]]
-        sets = reduce_action_sets(
-            demos.frame,
-            agents,
-            coverage=config.coverage,
-            rows_of=(lambda agent: decisions) if config.centralized else None,
-        )
+    # the centralized agent learns from every decision; a zone agent from its zone's
+    # labels (every unsafe state when every zone was labelled)
+    decisions = demos.frame[demos.frame["decider"]]
+    covered = reduce_action_sets(
+        demos.frame,
+        agents,
+        coverage=config.coverage,
+        rows_of=(lambda agent: decisions) if config.centralized else None,
+    )
+    sets = {a.agent_id: list(a.action_keys) for a in agents} if config.full_action_set else covered
     write_json(
         run_dir / ACTION_SETS_FILE,
         {
-            "coverage": None if config.full_action_set else config.coverage,
+            "coverage": config.coverage,
             "full_action_set": config.full_action_set,
             "demonstrations": list(config.demonstrations),
             "agents": {aid: [list(k) for k in keys] for aid, keys in sets.items()},
+            # what the pure policy plays (see TrainedAgent.greedy_sets): with every action
+            # learned, the expert's covered choices only; a guard ranks them all
+            "greedy": {aid: [list(k) for k in keys] for aid, keys in covered.items()},
             "n_actions_full": {a.agent_id: a.n_actions for a in agents},
         },
     )
