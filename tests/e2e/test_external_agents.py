@@ -165,6 +165,11 @@ def test_expertop_peer_controls_case14_legally(tmp_path: Path) -> None:
     assert peer["error"].isna().all()
     assert (peer["survived"] >= dn["survived"]).all()
     assert peer["survived"].sum() > dn["survived"].sum()
+    # the peer is a reference of the paired table: every agent against it, same days
+    paired = pd.read_csv(out / "paired.csv").set_index(["agent", "reference"])
+    gap = paired.loc[("do-nothing", "expertop")]
+    assert gap["episodes"] == 2
+    assert gap["mean_difference"] == (dn["survived"] - peer["survived"]).mean() < 0
 
 
 def test_expertop_refuses_grids_it_does_not_know(tmp_path: Path) -> None:

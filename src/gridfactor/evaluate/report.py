@@ -108,8 +108,9 @@ def summarize(episodes: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
-# agents every other agent is compared with, episode by episode, when present
-REFERENCES = ("do-nothing", "reconnect", "expert", "expert-zone")
+# agents every other agent is compared with, episode by episode, when present (the
+# baselines, the experts and the public peer)
+REFERENCES = ("do-nothing", "reconnect", "expert", "expert-zone", "expertop")
 
 
 def centralized_counterpart(agent: str) -> str | None:
