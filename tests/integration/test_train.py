@@ -123,6 +123,10 @@ def test_bad_inputs(tmp_path, fact_path):
         train(TrainConfig(factorization_path=str(fact_path), timesteps=0, out=str(tmp_path)))
     with pytest.raises(UserError, match="not found"):
         train(TrainConfig(factorization_path=str(tmp_path / "no.json"), out=str(tmp_path)))
+    with pytest.raises(UserError, match="--keep-checkpoints must be >= 0"):
+        train(
+            TrainConfig(factorization_path=str(fact_path), keep_checkpoints=-1, out=str(tmp_path))
+        )
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"schema_version": 1, "clusters": []}))
     with pytest.raises(UserError, match="not a valid factorization"):
@@ -187,11 +191,19 @@ def test_train_distributed_resume_and_act(tmp_path, fact_path, ray_session, rlli
     pd.testing.assert_frame_equal(pd.read_csv(run_dir / "metrics.csv"), metrics)
 
     # resume continues from the checkpoint: one more iteration to the larger budget
+    assert (run_dir / "checkpoints" / "iter_000001").is_dir()
     cfg2 = TrainConfig(
-        factorization_path=str(fact_path), timesteps=200, out=str(out), resume=True, **TINY
+        factorization_path=str(fact_path),
+        timesteps=200,
+        out=str(out),
+        resume=True,
+        keep_checkpoints=1,  # an execution setting: the same run
+        **TINY,
     )
     train(cfg2)
     assert len(rllib_results) == 1  # one iteration, from the restored counters
+    periodic = sorted(p.name for p in (run_dir / "checkpoints").glob("iter_*"))
+    assert periodic == ["iter_000002"]  # the newest one kept
     resumed = check_metrics(run_dir, rllib_results, agents, TINY["train_batch_size"])
     assert list(resumed["iteration"]) == [1, 2]
     pd.testing.assert_frame_equal(resumed.iloc[:1], metrics)  # the first row kept as it was

@@ -81,6 +81,12 @@ def train_command(
         0, "--num-env-runners", help="Parallel RLlib env runners (0 = sample in-process)."
     ),
     checkpoint_every: int = typer.Option(5, "--checkpoint-every", help="Iterations."),
+    keep_checkpoints: int = typer.Option(
+        3,
+        "--keep-checkpoints",
+        help="Periodic checkpoints kept, the newest (0 = all: evaluate them with "
+        "--checkpoint iter_000010,... for a learning curve on held-out scenarios).",
+    ),
     out: Path = typer.Option(Path("runs/train"), "--out", help="Run directory."),
     seed: int = SEED,
     ray_address: str = RAY_ADDRESS,
@@ -119,6 +125,7 @@ def train_command(
         resume=resume,
         overwrite=overwrite,
         checkpoint_every=checkpoint_every,
+        keep_checkpoints=keep_checkpoints,
     )
     run_dir = train(config)
     typer.echo(f"trained agents in {run_dir} (metrics.csv, learning_curve.png, checkpoints/)")

@@ -12,7 +12,8 @@ validation ones in the rest. rte_case14_realistic's test env has 2 chronics: 000
 001 = validation.
 
 Run directory: config.json, factorization.json (the clusters used), split.json,
-checkpoints/iter_<n> (every ``checkpoint_every`` iterations, last 3 kept) and
+checkpoints/iter_<n> (every ``checkpoint_every`` iterations, the last ``keep_checkpoints``
+kept: 0 = all, for a learning curve on held-out scenarios) and
 checkpoints/final, checkpoints/latest.json, metrics.csv (one row per iteration), tb/
 (TensorBoard), learning_curve.png. Re-running the same command, or ``--resume``, continues from
 the latest checkpoint to the same budget.
@@ -90,12 +91,20 @@ class TrainConfig:
     resume: bool = False
     overwrite: bool = False
     checkpoint_every: int = 5
+    keep_checkpoints: int = KEEP_PERIODIC
     extra: dict[str, Any] = field(default_factory=dict)
 
     def identity(self) -> dict[str, Any]:
         """The part recorded in config.json (what makes two runs the same run)."""
         data = asdict(self)
-        for key in ("out", "resume", "overwrite", "ray_address", "num_env_runners"):
+        for key in (
+            "out",
+            "resume",
+            "overwrite",
+            "ray_address",
+            "num_env_runners",
+            "keep_checkpoints",
+        ):
             data.pop(key)
         data["hidden"] = list(self.hidden)
         data["demonstrations"] = list(self.demonstrations)
@@ -138,6 +147,8 @@ class TrainConfig:
             raise UserError("--num-env-runners must be >= 0")
         if self.checkpoint_every <= 0:
             raise UserError("--checkpoint-every must be > 0")
+        if self.keep_checkpoints < 0:
+            raise UserError("--keep-checkpoints must be >= 0 (0 = keep every checkpoint)")
         if self.minibatch_size > self.train_batch_size:
             raise UserError("--minibatch-size must be <= --train-batch-size")
         if self.anchor < 0.0:
@@ -229,11 +240,18 @@ def _same_clusters(a: Factorization, b: Factorization) -> bool:
 
 
 def _save_checkpoint(
-    algo: Any, run_dir: Path, name: str, state: dict[str, Any], *, latest: bool = True
+    algo: Any,
+    run_dir: Path,
+    name: str,
+    state: dict[str, Any],
+    *,
+    latest: bool = True,
+    keep: int = KEEP_PERIODIC,
 ) -> Path:
     """Save into a temp dir then rename: a killed run never leaves half a checkpoint.
 
-    ``latest``: also point ``latest.json`` at it (what a resumed run restores)."""
+    ``latest``: also point ``latest.json`` at it (what a resumed run restores); ``keep``:
+    the periodic checkpoints kept, the newest (0 = all)."""
     ckpt_root = run_dir / CHECKPOINTS
     ckpt_root.mkdir(parents=True, exist_ok=True)
     tmp = ckpt_root / f".{name}.tmp"
@@ -249,7 +267,7 @@ def _save_checkpoint(
     if latest:
         write_json(ckpt_root / LATEST, {"name": name, **state})
     periodic = sorted(p for p in ckpt_root.glob("iter_*") if p.is_dir())
-    for stale in periodic[:-KEEP_PERIODIC]:
+    for stale in periodic[:-keep] if keep > 0 else []:
         shutil.rmtree(stale, ignore_errors=True)
     return final
 
@@ -627,7 +645,8 @@ def _train_loop(
                 f"{row['episodes']:4.0f}"
             )
             if iteration % config.checkpoint_every == 0:
-                _save_checkpoint(algo, run_dir, f"iter_{iteration:06d}", state_now())
+                name = f"iter_{iteration:06d}"
+                _save_checkpoint(algo, run_dir, name, state_now(), keep=config.keep_checkpoints)
     finally:
         bar.close()
         writer.close()
