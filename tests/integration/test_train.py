@@ -207,6 +207,11 @@ def test_train_distributed_resume_and_act(tmp_path, fact_path, ray_session, rlli
     resumed = check_metrics(run_dir, rllib_results, agents, TINY["train_batch_size"])
     assert list(resumed["iteration"]) == [1, 2]
     pd.testing.assert_frame_equal(resumed.iloc[:1], metrics)  # the first row kept as it was
+    # 0 keeps every periodic checkpoint, the final save included
+    train(TrainConfig(**{**cfg2.__dict__, "timesteps": 500, "keep_checkpoints": 0}))
+    periodic = sorted(p.name for p in (run_dir / "checkpoints").glob("iter_*"))
+    assert periodic == [f"iter_00000{i}" for i in (2, 3, 4, 5)]
+    rllib_results.clear()
 
     # another factorization cannot resume this run
     other = json.loads(fact_path.read_text())

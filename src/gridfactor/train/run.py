@@ -246,7 +246,7 @@ def _save_checkpoint(
     state: dict[str, Any],
     *,
     latest: bool = True,
-    keep: int = KEEP_PERIODIC,
+    keep: int,
 ) -> Path:
     """Save into a temp dir then rename: a killed run never leaves half a checkpoint.
 
@@ -571,7 +571,14 @@ def _imitate(
     state = {"iteration": 0, "agents": agents, "decisions": 0.0, "grid2op_steps": 0.0}
     # not the resume point: a run interrupted before its first PPO checkpoint re-clones
     # (seeded, seconds) rather than restoring weights it already holds
-    _save_checkpoint(algo, run_dir, IMITATION, {**state, "time_s": 0.0}, latest=False)
+    _save_checkpoint(
+        algo,
+        run_dir,
+        IMITATION,
+        {**state, "time_s": 0.0},
+        latest=False,
+        keep=config.keep_checkpoints,
+    )
 
 
 def _set_anchors(algo: Any, imitation: Path, agents: list[str]) -> None:
@@ -650,7 +657,7 @@ def _train_loop(
     finally:
         bar.close()
         writer.close()
-    _save_checkpoint(algo, run_dir, "final", state_now())
+    _save_checkpoint(algo, run_dir, "final", state_now(), keep=config.keep_checkpoints)
     if rows:
         plot_learning_curve(
             pd.DataFrame(rows), run_dir / "learning_curve.png", f"{kind} PPO, {config.env_name}"
