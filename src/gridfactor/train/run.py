@@ -246,12 +246,10 @@ def _save_checkpoint(
     state: dict[str, Any],
     *,
     latest: bool = True,
-    keep: int,
 ) -> Path:
     """Save into a temp dir then rename: a killed run never leaves half a checkpoint.
 
-    ``latest``: also point ``latest.json`` at it (what a resumed run restores); ``keep``:
-    the periodic checkpoints kept, the newest (0 = all)."""
+    ``latest``: also point ``latest.json`` at it (what a resumed run restores)."""
     ckpt_root = run_dir / CHECKPOINTS
     ckpt_root.mkdir(parents=True, exist_ok=True)
     tmp = ckpt_root / f".{name}.tmp"
@@ -266,10 +264,14 @@ def _save_checkpoint(
     shutil.rmtree(old, ignore_errors=True)
     if latest:
         write_json(ckpt_root / LATEST, {"name": name, **state})
-    periodic = sorted(p for p in ckpt_root.glob("iter_*") if p.is_dir())
+    return final
+
+
+def _prune_periodic(run_dir: Path, keep: int) -> None:
+    """Delete all but the newest ``keep`` periodic checkpoints (0: keep them all)."""
+    periodic = sorted(p for p in (run_dir / CHECKPOINTS).glob("iter_*") if p.is_dir())
     for stale in periodic[:-keep] if keep > 0 else []:
         shutil.rmtree(stale, ignore_errors=True)
-    return final
 
 
 def _get(result: dict, *keys: str, default: Any = 0.0) -> Any:
@@ -571,14 +573,7 @@ def _imitate(
     state = {"iteration": 0, "agents": agents, "decisions": 0.0, "grid2op_steps": 0.0}
     # not the resume point: a run interrupted before its first PPO checkpoint re-clones
     # (seeded, seconds) rather than restoring weights it already holds
-    _save_checkpoint(
-        algo,
-        run_dir,
-        IMITATION,
-        {**state, "time_s": 0.0},
-        latest=False,
-        keep=config.keep_checkpoints,
-    )
+    _save_checkpoint(algo, run_dir, IMITATION, {**state, "time_s": 0.0}, latest=False)
 
 
 def _set_anchors(algo: Any, imitation: Path, agents: list[str]) -> None:
@@ -652,12 +647,12 @@ def _train_loop(
                 f"{row['episodes']:4.0f}"
             )
             if iteration % config.checkpoint_every == 0:
-                name = f"iter_{iteration:06d}"
-                _save_checkpoint(algo, run_dir, name, state_now(), keep=config.keep_checkpoints)
+                _save_checkpoint(algo, run_dir, f"iter_{iteration:06d}", state_now())
+                _prune_periodic(run_dir, config.keep_checkpoints)
     finally:
         bar.close()
         writer.close()
-    _save_checkpoint(algo, run_dir, "final", state_now(), keep=config.keep_checkpoints)
+    _save_checkpoint(algo, run_dir, "final", state_now())
     if rows:
         plot_learning_curve(
             pd.DataFrame(rows), run_dir / "learning_curve.png", f"{kind} PPO, {config.env_name}"
