@@ -113,6 +113,24 @@ def test_resume_skips_finished(tmp_path: Path) -> None:
         evaluate(_config(tmp_path / "run", ("do-nothing",), danger=0.8))
 
 
+def test_augmented_scenarios_are_seeded_and_differ_from_the_plain_ones(
+    baseline_run: Path, tmp_path: Path
+) -> None:
+    """--augment plays perturbed copies of the scenarios: other episodes than the plain run,
+    the same ones again from the same seed (in another order, on two workers)."""
+    agents = ("do-nothing", "expert")
+    first = evaluate(_config(tmp_path / "a", agents, augment=0.3))
+    again = evaluate(_config(tmp_path / "b", agents, workers=2, augment=0.3))
+    cols = ["agent", "episode", "survived", "mean_max_rho"]
+    aug = pd.read_csv(first / "episodes.csv")
+    pd.testing.assert_frame_equal(aug[cols], pd.read_csv(again / "episodes.csv")[cols])
+    plain = pd.read_csv(baseline_run / "episodes.csv")
+    plain = plain[plain.agent.isin(agents)].reset_index(drop=True)
+    assert not np.allclose(aug["mean_max_rho"], plain["mean_max_rho"])
+    assert json.loads((first / "config.json").read_text())["augment"] == 0.3
+    assert pd.read_csv(first / "scenarios.csv").equals(pd.read_csv(baseline_run / "scenarios.csv"))
+
+
 def test_bad_agent_names() -> None:
     assert parse_agent_names("expert, do-nothing,expert") == ["expert", "do-nothing"]
     with pytest.raises(UserError, match="unknown agent 'greedy'"):
@@ -128,6 +146,8 @@ def test_bad_agent_names() -> None:
         (["--coordinator", "capa,vote"], "bad --coordinator 'capa,vote'"),
         (["--reconnect", "always,sometimes"], "--reconnect must be one of"),
         (["--wait-confidence", "0,2"], "wait confidence must be in"),
+        (["--augment", "1.5"], "--augment must be in [0, 1)"),
+        (["--augment", "0.2", "--score", "l2rpn2020"], "drop them or --augment"),
     ],
 )
 def test_cli_bad_input_exit_2(tmp_path: Path, args: list[str], message: str) -> None:

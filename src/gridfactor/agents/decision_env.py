@@ -35,6 +35,7 @@ from ray.rllib.env.multi_agent_env import MultiAgentEnv
 from gridfactor.agents.cluster import centralized_factorization, check_factorization_for_env
 from gridfactor.agents.frame import DecisionFrame
 from gridfactor.agents.high_level import DANGER
+from gridfactor.envs.chronics import PerturbedChronics, check_augment, draw_perturbation
 from gridfactor.envs.grid2op_env import make_grid2op_env, reset_env
 from gridfactor.envs.split import count_chronics
 from gridfactor.errors import UserError
@@ -64,6 +65,9 @@ class DecisionEnvConfig:
         seed: base seed; the env runner index is added so parallel runners differ.
         action_sets: optional per-agent action subsets, agent id -> [[sub, index], ...]
             (see :func:`gridfactor.agents.cluster.build_agents`).
+        augment: 0: play the chronics as they are; > 0: every episode plays a perturbed
+            copy, loads scaled by a level in [1 - augment, 1 + augment] and each load and
+            generator by its own factor (see :func:`gridfactor.envs.chronics.draw_perturbation`).
     """
 
     env_name: str = "rte_case14_realistic"
@@ -77,6 +81,7 @@ class DecisionEnvConfig:
     reward: str = "CloseToOverflowReward"
     seed: int = 0
     action_sets: dict[str, list[list[int]]] | None = None
+    augment: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -139,6 +144,14 @@ class DecisionEnv(MultiAgentEnv):
                 f"chronics {self.chronics} not in 0..{n_chronics - 1} for {config.env_name}; "
                 "fix the train/validation split"
             )
+        check_augment(config.augment)
+        if config.augment > 0 and not isinstance(
+            self.g2env.chronics_handler.real_data, PerturbedChronics
+        ):
+            raise UserError(
+                f"--augment needs chronics held in memory; {config.env_name} keeps them in "
+                "another form: run without --augment"
+            )
         self.rng = np.random.default_rng(config.seed)
         self.g2env.seed(int(config.seed))
         # Statistics drained by the training callback.
@@ -186,6 +199,11 @@ class DecisionEnv(MultiAgentEnv):
             if start > 0:  # grid2op refuses "init ts" == 0
                 options["init ts"] = start
             seed = int(self.rng.integers(2**31 - 1))
+            if self.config.augment > 0:
+                loads, gens = draw_perturbation(
+                    self.rng, self.g2env.n_load, self.g2env.n_gen, self.config.augment
+                )
+                self.g2env.chronics_handler.real_data.perturb(loads, gens, self.g2env.gen_pmax)
             self.obs = reset_env(self.g2env, seed=seed, options=options)
         self.chronic, self.start = chronic, start
 

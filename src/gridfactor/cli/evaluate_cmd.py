@@ -102,6 +102,14 @@ def evaluate_cmd(
         help="Also save every episode as grid2op EpisodeData in OUT/grid2op/<agent>/ "
         "(open with grid2viz --agents_path OUT/grid2op).",
     ),
+    augment: float = typer.Option(
+        0.0,
+        "--augment",
+        help="0: the chronics as they are; A > 0: every scenario plays a perturbed copy "
+        "(loads scaled by a level in [1-A, 1+A], each load and generator by its own factor, "
+        "drawn from the scenario's seed): e.g. --chronics 0 --augment 0.2 validates on "
+        "perturbed training days.",
+    ),
     out: Path = typer.Option(Path("runs/evaluate"), "--out", help="Run directory."),
     seed: int = SEED,
     workers: int = WORKERS,
@@ -145,6 +153,7 @@ def evaluate_cmd(
         waits=parse_waits(wait_confidence),
         score=score,
         save_episodes=save_episodes,
+        augment=augment,
         out=str(out),
         parallel=ParallelConfig(workers, ray_address),
         resume=resume,
@@ -212,6 +221,12 @@ def compare_cmd(
         "--reconnect",
         help="Override the preset's reconnection rule when safe: always, checked, never.",
     ),
+    augment: float = typer.Option(
+        None,
+        "--augment",
+        help="Demonstrations, DAgger rounds and PPO play perturbed copies of the training "
+        "chronics (see gridfactor demonstrate --augment); the evaluation does not.",
+    ),
     factorization: Path = typer.Option(
         None,
         "--factorization",
@@ -246,6 +261,7 @@ def compare_cmd(
             ("avoid_game_over", avoid_game_over),
             ("ranking", ranking),
             ("reconnect", reconnect),
+            ("augment", augment),
         )
         if value is not None
     }

@@ -18,6 +18,12 @@ RECONNECT = typer.Option(
     help="High-level rule for a disconnected line when safe: always (reconnect when grid2op "
     "allows), checked (only if the simulated step stays below the danger threshold), never.",
 )
+AUGMENT = typer.Option(
+    0.0,
+    "--augment",
+    help="0: play the training chronics as they are; A > 0: each episode plays a perturbed "
+    "copy (loads scaled by a level in [1-A, 1+A], each load and generator by its own factor).",
+)
 RESUME = typer.Option(False, "--resume", help="Continue the run in --out.")
 OVERWRITE = typer.Option(False, "--overwrite", help="Delete --out and start afresh.")
 THRESHOLD = typer.Option(

@@ -8,7 +8,15 @@ import typer
 
 from gridfactor.agents.high_level import DANGER
 from gridfactor.cli.app import app
-from gridfactor.cli.options import OVERWRITE, RAY_ADDRESS, RECONNECT, RESUME, SEED, WORKERS
+from gridfactor.cli.options import (
+    AUGMENT,
+    OVERWRITE,
+    RAY_ADDRESS,
+    RECONNECT,
+    RESUME,
+    SEED,
+    WORKERS,
+)
 
 
 @app.command("train")
@@ -70,6 +78,7 @@ def train_command(
     reconnect: str = RECONNECT,
     episode_steps: int = typer.Option(500, "--episode-steps", help="Max grid2op steps/episode."),
     reward: str = typer.Option("CloseToOverflowReward", "--reward", help="grid2op reward."),
+    augment: float = AUGMENT,
     validation_fraction: float = typer.Option(
         0.2, "--validation-fraction", help="Share of chronics (or time) held out."
     ),
@@ -114,6 +123,7 @@ def train_command(
         reconnect=reconnect,
         episode_steps=episode_steps,
         reward=reward,
+        augment=augment,
         validation_fraction=validation_fraction,
         train_batch_size=train_batch_size,
         minibatch_size=minibatch_size,
@@ -158,6 +168,7 @@ def demonstrate_command(
         help="A `gridfactor train` run of these zones plays (its pure policy) and the expert "
         "labels the states it visits: a DAgger round.",
     ),
+    augment: float = AUGMENT,
     out: Path = typer.Option(Path("runs/demonstrate"), "--out", help="Run directory."),
     seed: int = SEED,
     workers: int = WORKERS,
@@ -186,6 +197,7 @@ def demonstrate_command(
         seed=seed,
         label_zones=label_zones,
         policy=str(policy) if policy else None,
+        augment=augment,
     ).validate()
     run_dir = demonstrate(
         config,

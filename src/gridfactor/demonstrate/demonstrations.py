@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 
 from gridfactor.agents.high_level import DANGER, check_reconnect
+from gridfactor.envs.chronics import check_augment
 from gridfactor.errors import UserError
 from gridfactor.parallel import ParallelConfig, parallel_map
 from gridfactor.runs import atomic_write, prepare_run_dir, write_json
@@ -81,6 +82,8 @@ class DemonstrateConfig:
         deciding zone's only).
     policy: a ``gridfactor train`` run directory of the same zones whose pure policy plays
         instead of the expert (``explore`` unused); None: the expert plays.
+    augment: 0: the training chronics as they are; > 0: each episode plays a perturbed
+        copy of its chronic (see ``DecisionEnvConfig.augment``).
     """
 
     env_name: str
@@ -95,6 +98,7 @@ class DemonstrateConfig:
     chunk_size: int = 4
     label_zones: str = "all"
     policy: str | None = None
+    augment: float = 0.0
 
     def validate(self) -> DemonstrateConfig:
         for name in ("n_episodes", "episode_steps", "chunk_size"):
@@ -109,6 +113,7 @@ class DemonstrateConfig:
             raise UserError(f"--danger must be > 0, got {self.danger}")
         check_label_zones(self.label_zones)
         check_reconnect(self.reconnect)
+        check_augment(self.augment)
         return self
 
 
@@ -133,7 +138,15 @@ def _decision_env(chunk: Chunk) -> Any:
 
     c = chunk.config
     key = json.dumps(
-        [c.env_name, c.factorization, c.danger, c.reconnect, c.episode_steps, chunk.split]
+        [
+            c.env_name,
+            c.factorization,
+            c.danger,
+            c.reconnect,
+            c.episode_steps,
+            chunk.split,
+            c.augment,
+        ]
     )
     if key not in _ENVS:
         _ENVS.clear()
@@ -148,6 +161,7 @@ def _decision_env(chunk: Chunk) -> Any:
                 chronics=list(chunk.split[0]),
                 start_range=tuple(chunk.split[1]),
                 seed=c.seed,
+                augment=c.augment,
             )
         )
     return _ENVS[key]

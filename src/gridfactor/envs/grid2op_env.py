@@ -195,19 +195,20 @@ def reward_class(name: str) -> type:
 
 
 def make_grid2op_env(
-    env_name: str, reward: str = "CloseToOverflowReward", *, cache: bool = True
+    env_name: str, reward: str | None = "CloseToOverflowReward", *, cache: bool = True
 ) -> Any:
-    """The grid2op env (LightSimBackend) with the given reward class.
+    """The grid2op env (LightSimBackend) with the given reward class (None: the env's own).
 
-    With ``cache`` the chronics are kept in memory (:class:`FastForwardChronics`): a reset
+    With ``cache`` the chronics are kept in memory (:class:`PerturbedChronics`): a reset
     then no longer re-reads the compressed CSV files, which otherwise dominates short
-    episodes, and jumps to its start time step at once.
+    episodes, jumps to its start time step at once, and can play a perturbed copy.
     """
+    rewards = {} if reward is None else {"reward_class": reward_class(reward)}
     if not cache:
-        return make_env(env_name, reward_class=reward_class(reward))
-    from gridfactor.envs.chronics import FastForwardChronics
+        return make_env(env_name, **rewards)
+    from gridfactor.envs.chronics import PerturbedChronics
 
-    env = make_env(env_name, reward_class=reward_class(reward), chronics_class=FastForwardChronics)
+    env = make_env(env_name, chronics_class=PerturbedChronics, **rewards)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         # the default filter caches only the first chronic: cache them all

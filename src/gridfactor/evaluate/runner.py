@@ -40,6 +40,7 @@ from gridfactor.agents.baselines import (
 )
 from gridfactor.agents.external import AgentError, Grid2opAgent
 from gridfactor.agents.high_level import DANGER
+from gridfactor.envs.chronics import PerturbedChronics, check_augment, draw_perturbation
 from gridfactor.envs.grid2op_env import check_agents_support, reset_env
 from gridfactor.errors import UserError
 from gridfactor.evaluate.scenarios import (
@@ -86,6 +87,10 @@ class EvalConfig:
         every (agent, scenario) with grid2op's Runner; None = no score.
     save_episodes: also play every (agent, scenario) with grid2op's Runner and keep its
         EpisodeData folder (for grid2viz).
+    augment: 0: the chronics as they are; > 0: every scenario plays a perturbed copy of its
+        chronic, drawn from the scenario's seed (the same for every agent; see
+        ``DecisionEnvConfig.augment``): perturbed training days validate without touching
+        the held-out ones.
     """
 
     env_name: str | None = None
@@ -107,6 +112,7 @@ class EvalConfig:
     waits: tuple[float, ...] = (0.0,)
     score: str | None = None
     save_episodes: bool = False
+    augment: float = 0.0
     out: str = "runs/evaluate"
     parallel: ParallelConfig = field(default_factory=ParallelConfig)
     resume: bool = False
@@ -139,6 +145,7 @@ class EpisodeTask:
     out: str = ""  # run directory (where --score / --save-episodes write)
     score: str | None = None
     save_episodes: bool = False
+    augment: float = 0.0
 
 
 # --------------------------------------------------------------------------------------------
@@ -150,13 +157,23 @@ _TRAINED: dict[tuple[Any, ...], Any] = {}
 _SUBMISSIONS: dict[tuple[str, str], Any] = {}
 
 
-def _env(name: str) -> Any:
-    """One grid2op env per process and name (creating one takes ~1 s)."""
-    if name not in _ENVS:
-        from gridfactor.envs.grid2op_env import make_env
+def _env(name: str, perturbed: bool = False) -> Any:
+    """One grid2op env per process and name (creating one takes ~1 s); ``perturbed``: its
+    chronics in memory, able to play perturbed copies (:class:`PerturbedChronics`)."""
+    key = f"{name}#perturbed" if perturbed else name
+    if key not in _ENVS:
+        from gridfactor.envs.grid2op_env import make_env, make_grid2op_env
 
-        _ENVS[name] = make_env(name)
-    return _ENVS[name]
+        if perturbed:
+            _ENVS[key] = make_grid2op_env(name, reward=None)
+            if not isinstance(_ENVS[key].chronics_handler.real_data, PerturbedChronics):
+                raise UserError(
+                    f"--augment needs chronics held in memory; {name} keeps them in another "
+                    "form: evaluate without --augment"
+                )
+        else:
+            _ENVS[key] = make_env(name)
+    return _ENVS[key]
 
 
 def _load_trained(
@@ -236,7 +253,12 @@ def run_episode(task: EpisodeTask) -> dict[str, Any]:
     """
     warnings.filterwarnings("ignore")
     sc = task.scenario
-    env = _env(task.env_name)
+    env = _env(task.env_name, perturbed=task.augment > 0)
+    if task.augment > 0:
+        loads, gens = draw_perturbation(
+            np.random.default_rng(sc.seed), env.n_load, env.n_gen, task.augment
+        )
+        env.chronics_handler.real_data.perturb(loads, gens, env.gen_pmax)
     agent = _agent(task.agent, sc, task.env_name)
     obs = reset_env(env, seed=sc.seed, options=sc.reset_options())
     external = isinstance(agent, Grid2opAgent)
@@ -499,6 +521,12 @@ def resolve(config: EvalConfig) -> tuple[str, list[AgentSpec], HeldOut, list[dic
     else:
         held = default_held_out(env)
     check_held_out(held, env, env_name)
+    check_augment(config.augment)
+    if config.augment > 0 and (config.score or config.save_episodes):
+        raise UserError(
+            "--score and --save-episodes replay the scenarios with grid2op's Runner, which "
+            "plays the chronics as they are: drop them or --augment"
+        )
     if config.score is not None:
         from gridfactor.evaluate.scores import check_scorer
 
@@ -558,6 +586,8 @@ def evaluate(config: EvalConfig) -> Path:
         run_config["reconnects"] = list(config.reconnects)
     if config.waits != (0.0,):
         run_config["waits"] = list(config.waits)
+    if config.augment > 0:
+        run_config["augment"] = config.augment
     if any(name.endswith("-recovery") for name in config.agents):
         run_config["safe_rho"] = config.safe_rho
     if config.submissions:
@@ -569,7 +599,7 @@ def evaluate(config: EvalConfig) -> Path:
         _prepare_scores(config, out, env_name, scenarios)
     here = str(out.resolve())  # workers need not share the driver's working directory
     tasks = [
-        EpisodeTask(env_name, spec, sc, here, config.score, config.save_episodes)
+        EpisodeTask(env_name, spec, sc, here, config.score, config.save_episodes, config.augment)
         for spec in specs
         for sc in scenarios
         if not _episode_path(out, spec.label, sc.episode).is_file()

@@ -38,6 +38,7 @@ import pandas as pd
 
 from gridfactor.agents.baselines import BASELINES
 from gridfactor.agents.high_level import check_reconnect
+from gridfactor.envs.chronics import check_augment
 from gridfactor.errors import UserError
 from gridfactor.evaluate.report import console_table, markdown_table, paired_markdown
 from gridfactor.evaluate.runner import DEFAULT_ENV, EvalConfig, evaluate
@@ -75,6 +76,8 @@ class Preset:
         temperature T (``gridfactor train --ranking``).
     reconnect: the high-level rule's reconnection of lines when safe, in the
         demonstrations and the trained agents (always, checked, never).
+    augment: the demonstrations, DAgger rounds and PPO play perturbed copies of the
+        training chronics (``gridfactor demonstrate --augment``; 0 = as they are).
     full_action_set: the variants learn every unitary action (``gridfactor train
         --full-action-set``): the pure policy still plays the expert's choices covering 95%,
         a guard ranks them all (the DAgger learners keep the covered set: they play purely).
@@ -105,6 +108,7 @@ class Preset:
     full_action_set: bool = False
     reconnect: str = "always"
     label_zones: str = "all"
+    augment: float = 0.0
     variants: tuple[str, ...] = VARIANTS
     peers: tuple[str, ...] = ()
 
@@ -222,10 +226,20 @@ class CompareConfig:
 
         check_label_zones(budget.label_zones)  # before any stage, not at the demonstrations
         check_reconnect(budget.reconnect)
+        check_augment(budget.augment)
         bad = [v for v in budget.variants if v not in VARIANTS]
         if bad or not budget.variants:
             raise UserError(f"unknown variant {bad}; choose among {', '.join(VARIANTS)}")
         return budget
+
+
+def _recorded(budget: Preset) -> dict[str, Any]:
+    """The budget as config.json records it (without augment when 0: runs made before it
+    existed stay resumable)."""
+    data = asdict(budget)
+    if not budget.augment:
+        data.pop("augment")
+    return data
 
 
 def _load_stages(out: Path) -> dict[str, Any]:
@@ -245,7 +259,7 @@ def compare(config: CompareConfig) -> Path:
         "command": "compare",
         "env_name": config.env_name,
         "preset": config.preset,
-        "budget": asdict(budget),
+        "budget": _recorded(budget),
         "seed": config.seed,
         "factorization": config.factorization,
         "score": config.score,
@@ -395,6 +409,7 @@ def _demonstrate(
             reconnect=budget.reconnect,
             seed=config.seed + round_,
             policy=str(policy) if policy else None,
+            augment=budget.augment,
         ),
         out,
         parallel=config.parallel,
@@ -425,6 +440,7 @@ def _train(
             ranking=budget.ranking,
             full_action_set=budget.full_action_set,
             reconnect=budget.reconnect,
+            augment=budget.augment,
             timesteps=budget.timesteps,
             seed=config.seed,
             episode_steps=budget.train_episode_steps,
@@ -462,6 +478,7 @@ def write_report(out: Path, config: CompareConfig, budget: Preset, stages: dict)
         )
         + f"; {demo_info['n_decisions']} expert decisions in "
         f"{demo_info['n_episodes']} demonstration episodes of the training chronics"
+        + (f" (perturbed copies, `--augment {budget.augment}`)" if budget.augment else "")
         + (
             f", then {budget.dagger_rounds} DAgger round(s) of {budget.demo_episodes} episodes "
             "(the distributed-local clone plays, the expert labels)"

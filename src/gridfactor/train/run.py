@@ -35,6 +35,7 @@ import numpy as np
 
 from gridfactor.agents.high_level import DANGER, check_reconnect
 from gridfactor.agents.trained import CHECKPOINTS, LATEST, latest_checkpoint
+from gridfactor.envs.chronics import check_augment
 from gridfactor.envs.split import count_chronics, make_split
 from gridfactor.errors import UserError
 from gridfactor.factorization import Factorization
@@ -75,6 +76,8 @@ class TrainConfig:
     episode_steps: int = 500
     reward: str = "CloseToOverflowReward"
     validation_fraction: float = 0.2
+    # > 0: PPO's training episodes play perturbed copies of their chronics (DecisionEnvConfig)
+    augment: float = 0.0
     # PPO
     train_batch_size: int = 1000
     minibatch_size: int = 128
@@ -109,6 +112,8 @@ class TrainConfig:
         data["hidden"] = list(self.hidden)
         data["demonstrations"] = list(self.demonstrations)
         data["kind"] = "centralized" if self.centralized else "distributed"
+        if not self.augment:
+            data.pop("augment")  # runs made before --augment existed stay resumable
         return data
 
     def validate(self) -> None:
@@ -124,6 +129,7 @@ class TrainConfig:
         if self.imitation_epochs <= 0:
             raise UserError(f"--imitation-epochs must be > 0, got {self.imitation_epochs}")
         check_reconnect(self.reconnect)
+        check_augment(self.augment)
         if self.avoid_game_over < 0.0:
             raise UserError(
                 f"--avoid-game-over must be >= 0 (got {self.avoid_game_over}); e.g. 1.0"
@@ -413,6 +419,7 @@ def train(config: TrainConfig) -> Path:
         reward=config.reward,
         seed=config.seed,
         action_sets=action_sets,
+        augment=config.augment,
     )
     # The spaces (and all config errors) come from one env built here, in the driver.
     probe = DecisionEnv(env_cfg)
