@@ -35,7 +35,7 @@ from ray.rllib.env.multi_agent_env import MultiAgentEnv
 from gridfactor.agents.cluster import centralized_factorization, check_factorization_for_env
 from gridfactor.agents.frame import DecisionFrame
 from gridfactor.agents.high_level import DANGER
-from gridfactor.envs.chronics import PerturbedChronics, check_augment, draw_perturbation
+from gridfactor.envs.chronics import check_augment, perturb_next_episodes, perturbed_chronics
 from gridfactor.envs.grid2op_env import make_grid2op_env, reset_env
 from gridfactor.envs.split import count_chronics
 from gridfactor.errors import UserError
@@ -145,13 +145,8 @@ class DecisionEnv(MultiAgentEnv):
                 "fix the train/validation split"
             )
         check_augment(config.augment)
-        if config.augment > 0 and not isinstance(
-            self.g2env.chronics_handler.real_data, PerturbedChronics
-        ):
-            raise UserError(
-                f"--augment needs chronics held in memory; {config.env_name} keeps them in "
-                "another form: run without --augment"
-            )
+        if config.augment > 0:
+            perturbed_chronics(self.g2env, config.env_name)  # fails here, not at a reset
         self.rng = np.random.default_rng(config.seed)
         self.g2env.seed(int(config.seed))
         # Statistics drained by the training callback.
@@ -200,10 +195,7 @@ class DecisionEnv(MultiAgentEnv):
                 options["init ts"] = start
             seed = int(self.rng.integers(2**31 - 1))
             if self.config.augment > 0:
-                loads, gens = draw_perturbation(
-                    self.rng, self.g2env.n_load, self.g2env.n_gen, self.config.augment
-                )
-                self.g2env.chronics_handler.real_data.perturb(loads, gens, self.g2env.gen_pmax)
+                perturb_next_episodes(self.g2env, self.rng, self.config.augment)
             self.obs = reset_env(self.g2env, seed=seed, options=options)
         self.chronic, self.start = chronic, start
 

@@ -159,6 +159,24 @@ def draw_perturbation(
     return loads, gens
 
 
+def perturbed_chronics(env: Any, env_name: str) -> PerturbedChronics:
+    """``env``'s chronics, which must be able to play perturbed copies (``--augment``)."""
+    chronics = env.chronics_handler.real_data
+    if not isinstance(chronics, PerturbedChronics):
+        raise UserError(
+            f"--augment needs chronics held in memory; {env_name} keeps them in another "
+            "form: run without --augment"
+        )
+    return chronics
+
+
+def perturb_next_episodes(env: Any, rng: np.random.Generator, spread: float) -> None:
+    """Draw a perturbation (:func:`draw_perturbation`) with ``rng``: ``env``'s next resets
+    play it."""
+    loads, gens = draw_perturbation(rng, env.n_load, env.n_gen, spread)
+    perturbed_chronics(env, env.env_name).perturb(loads, gens, env.gen_pmax)
+
+
 def check_augment(augment: float) -> None:
     if not 0.0 <= augment < 1.0:
         raise UserError(f"--augment must be in [0, 1), got {augment}; e.g. 0.2")

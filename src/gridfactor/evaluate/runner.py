@@ -40,7 +40,7 @@ from gridfactor.agents.baselines import (
 )
 from gridfactor.agents.external import AgentError, Grid2opAgent
 from gridfactor.agents.high_level import DANGER
-from gridfactor.envs.chronics import PerturbedChronics, check_augment, draw_perturbation
+from gridfactor.envs.chronics import check_augment, perturb_next_episodes, perturbed_chronics
 from gridfactor.envs.grid2op_env import check_agents_support, reset_env
 from gridfactor.errors import UserError
 from gridfactor.evaluate.scenarios import (
@@ -166,11 +166,7 @@ def _env(name: str, perturbed: bool = False) -> Any:
 
         if perturbed:
             _ENVS[key] = make_grid2op_env(name, reward=None)
-            if not isinstance(_ENVS[key].chronics_handler.real_data, PerturbedChronics):
-                raise UserError(
-                    f"--augment needs chronics held in memory; {name} keeps them in another "
-                    "form: evaluate without --augment"
-                )
+            perturbed_chronics(_ENVS[key], name)
         else:
             _ENVS[key] = make_env(name)
     return _ENVS[key]
@@ -254,11 +250,8 @@ def run_episode(task: EpisodeTask) -> dict[str, Any]:
     warnings.filterwarnings("ignore")
     sc = task.scenario
     env = _env(task.env_name, perturbed=task.augment > 0)
-    if task.augment > 0:
-        loads, gens = draw_perturbation(
-            np.random.default_rng(sc.seed), env.n_load, env.n_gen, task.augment
-        )
-        env.chronics_handler.real_data.perturb(loads, gens, env.gen_pmax)
+    if task.augment > 0:  # the scenario's copy, the same for every agent
+        perturb_next_episodes(env, np.random.default_rng(sc.seed), task.augment)
     agent = _agent(task.agent, sc, task.env_name)
     obs = reset_env(env, seed=sc.seed, options=sc.reset_options())
     external = isinstance(agent, Grid2opAgent)
