@@ -94,7 +94,9 @@ class PerturbedChronics(FastForwardChronics):
         key = id(self.data)
         if self._factors is None and key not in self._perturbed:
             return
-        originals = self._originals.setdefault(key, _injection_arrays(self.data))
+        if key not in self._originals:  # copied once per cached chronic, not at every reset
+            self._originals[key] = _injection_arrays(self.data)
+        originals = self._originals[key]
         if self._factors is None:
             for name, array in originals.items():
                 setattr(self.data, name, array.copy())
