@@ -399,3 +399,95 @@ def test_export_runs_in_grid2op_runner_like_evaluation(zones_run: Path, tmp_path
     assert not result["ray"]
     expected = trained["survived"] + (~trained["completed"]).astype(int)
     assert result["steps"] == [int(x) for x in expected], (result, trained)
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    p = np.exp(logits - logits.max())
+    return p / p.sum()
+
+
+def test_ensemble_of_runs_with_other_action_sets(zones_run: Path, tmp_path: Path) -> None:
+    """`gridfactor ensemble`: a PPO run knowing every action and a clone knowing the
+    demonstrated ones decide with their mean probability, matched action by action; the
+    ensemble directory is evaluated (legal actions), exported and loaded without its members;
+    mixed settings, one run, an ensemble of ensembles and a checkpoint are one-line errors."""
+    from gridfactor.agents.exported import load_exported_agent
+    from gridfactor.agents.trained import load_trained_agent
+
+    fact = zones_run / "factorization.json"
+    demos, clone, ens = tmp_path / "demos", tmp_path / "clone", tmp_path / "ens"
+    run_cli(
+        *("demonstrate", "--factorization", str(fact), "--env", ENV14, "--episodes", "2"),
+        *("--episode-steps", "60", "--workers", "1", "--out", str(demos)),
+        timeout=900,
+    )
+    run_cli(
+        *("train", "--factorization", str(fact), "--env", ENV14, "--timesteps", "0"),
+        *("--demonstrations", str(demos), "--imitation-epochs", "2", "--seed", "1"),
+        *("--out", str(clone)),
+        timeout=900,
+    )
+    run_cli("ensemble", "--run", str(zones_run), "--run", str(clone), "--out", str(ens))
+    members = [load_trained_agent(zones_run), load_trained_agent(clone)]
+    ensemble = load_trained_agent(ens)
+    env = make_env(ENV14)
+    frames = [m.bind(env) for m in members]
+    ens_frame = ensemble.bind(env)
+    sizes = [len(f.agents[0].action_keys) for f in frames]
+    assert sizes[1] < sizes[0]  # the clone knows fewer actions than the PPO run
+    obs = env.reset()
+    for _ in range(10):
+        for zone in ens_frame.agents:
+            aid = zone.agent_id
+            features = ens_frame.encode(aid, obs)
+            expected = np.zeros(zone.n_actions)
+            for member, frame in zip(members, frames, strict=True):
+                p = softmax(member.logits(aid, frame.encode(aid, obs)).astype(np.float64))
+                keys = frame.by_id[aid].action_keys
+                for key, prob in zip(keys, p, strict=True):
+                    expected[zone.action_keys.index(tuple(key))] += prob / 2
+            got = np.exp(ensemble.logits(aid, features).astype(np.float64))
+            np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-7)
+        obs, *_ = env.step(env.action_space({}))
+    env.close()
+
+    ev = tmp_path / "ev"
+    run_cli(
+        *("evaluate", "--run", str(ens), "--agents", "do-nothing", "--n-episodes", "2"),
+        *("--episode-steps", "100", "--workers", "1", "--out", str(ev)),
+        timeout=900,
+    )
+    episodes = pd.read_csv(ev / "episodes.csv")
+    played = episodes[episodes["agent"] == "distributed-local"]
+    assert played["actions"].sum() > 0 and played["illegal"].sum() == 0
+    run_cli(  # a DAgger round with the ensemble playing
+        *("demonstrate", "--factorization", str(fact), "--env", ENV14, "--episodes", "1"),
+        *("--episode-steps", "60", "--workers", "1", "--policy", str(ens)),
+        *("--out", str(tmp_path / "dagger")),
+        timeout=900,
+    )
+    assert len(pd.read_parquet(tmp_path / "dagger" / "demonstrations.parquet")) > 0
+    sub = tmp_path / "submission"
+    run_cli("export", str(ens), "--out", str(sub))
+    exported = load_exported_agent(sub)
+    rng = np.random.default_rng(0)
+    for aid, policy in ensemble.policies.items():
+        features = rng.uniform(0, 2, policy.n_inputs).astype(np.float32)
+        assert np.array_equal(ensemble.logits(aid, features), exported.logits(aid, features))
+
+    config = json.loads((clone / "config.json").read_text())
+    other = tmp_path / "other"
+    os.rename(clone, other)  # the same run trained with another reconnection rule
+    (other / "config.json").write_text(json.dumps({**config, "reconnect": "never"}))
+    bad = [
+        (["--run", str(zones_run), "--run", str(other)], "reconnect='never'"),
+        (["--run", str(zones_run)], "at least 2 runs"),
+        (["--run", str(ens), "--run", str(zones_run)], "is an ensemble already"),
+        (["--run", str(tmp_path / "none"), "--run", str(zones_run)], "not a training run"),
+    ]
+    for args, message in bad:
+        proc = run_cli("ensemble", *args, "--out", str(tmp_path / "e2"), check=False)
+        assert_user_error(proc, message)
+        assert not (tmp_path / "e2").exists()
+    with pytest.raises(UserError, match="has no checkpoints"):
+        load_trained_agent(ens, "imitation")

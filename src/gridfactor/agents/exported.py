@@ -9,7 +9,8 @@ Layout of the folder::
     factorization.json       the zones (one cluster for a centralized agent)
     action_sets.json         the per-agent action subsets (when the run has them)
     policies/<agent id>.npz  each zone policy's layers as numpy arrays (observation -> logits,
-                             :class:`gridfactor.agents.policy_net.GreedyMLP`)
+                             :class:`gridfactor.agents.policy_net.GreedyMLP`, or the
+                             members of a :class:`~gridfactor.agents.policy_net.GreedyEnsemble`)
 
 Loading needs grid2op and gridfactor installed, and nothing else: neither the training run
 directory nor Ray/RLlib. The policies are plain arrays so that RLlib's checkpoint format
@@ -119,7 +120,7 @@ def load_exported_agent(folder: str | Path, guard: int | None = None) -> Any:
 
     guard: None = the guard recorded at export time.
     """
-    from gridfactor.agents.policy_net import GreedyMLP
+    from gridfactor.agents.policy_net import load_policy
     from gridfactor.agents.trained import TrainedAgent, load_action_sets
     from gridfactor.factorization import Factorization
 
@@ -131,7 +132,7 @@ def load_exported_agent(folder: str | Path, guard: int | None = None) -> Any:
             f"format {EXPORT_FORMAT}; re-export the run with this gridfactor"
         )
     policies = {
-        aid: GreedyMLP.load(folder / spec["file"]) for aid, spec in manifest["policies"].items()
+        aid: load_policy(folder / spec["file"]) for aid, spec in manifest["policies"].items()
     }
     return TrainedAgent(
         name=manifest["name"],

@@ -17,7 +17,7 @@ import numpy as np
 
 from gridfactor.agents.expert import best_by_simulation
 from gridfactor.agents.frame import DecisionFrame, frame_for
-from gridfactor.agents.policy_net import GreedyMLP, as_greedy
+from gridfactor.agents.policy_net import GreedyMLP, Policy, as_greedy
 from gridfactor.errors import UserError
 from gridfactor.factorization import Factorization
 
@@ -27,6 +27,8 @@ ACTION_SETS_FILE = "action_sets.json"
 # a run's checkpoints: written by gridfactor.train.run, read here
 CHECKPOINTS = "checkpoints"
 LATEST = "latest.json"
+# an ensemble's policies (written by gridfactor.agents.ensemble): <agent id>.npz
+ENSEMBLE_POLICIES = "policies"
 
 
 @dataclass
@@ -45,7 +47,7 @@ class TrainedAgent:
         checkpoint: the checkpoint directory the policies come from (or the imitation
             weights when the run has no PPO checkpoint yet).
         policies: per agent id its policy, a :class:`GreedyMLP` (an RLlib RLModule given
-            here is converted to one).
+            here is converted to one) or a :class:`GreedyEnsemble` of several runs'.
         action_sets: the run's per-agent action subsets (None: every unitary action).
         guard: 0 = play the policy's greedy action; k > 0 = simulate the policy's k most
             likely actions and do nothing, play the lowest simulated max rho (the L2RPN
@@ -74,7 +76,7 @@ class TrainedAgent:
     obs_mode: str
     split: dict[str, Any]
     checkpoint: Path
-    policies: dict[str, GreedyMLP] = field(repr=False)
+    policies: dict[str, Policy] = field(repr=False)
     action_sets: dict[str, list[tuple[int, int]]] | None = None
     guard: int = 0
     coordinator: str = "capa"
@@ -251,6 +253,52 @@ def load_action_sets(
     return {aid: [tuple(int(x) for x in key) for key in keys] for aid, keys in data[which].items()}
 
 
+def _load_policies(ckpt: Path) -> dict[str, GreedyMLP]:
+    """Per agent id the policy of an RLlib checkpoint (its RLModule as numpy layers)."""
+    from ray.rllib.core.rl_module.rl_module import RLModule
+
+    from gridfactor.progress import quiet_libraries
+
+    quiet_libraries()  # importing ray resets its loggers' levels
+    policies = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for sub in sorted((ckpt / RL_MODULE_DIR).iterdir()):
+            if sub.is_dir():
+                policies[sub.name] = as_greedy(RLModule.from_checkpoint(str(sub.resolve())))
+    if not policies:
+        raise UserError(f"checkpoint {ckpt} holds no policy")
+    return policies
+
+
+def read_run_config(run_dir: Path) -> dict[str, Any]:
+    """The ``config.json`` of a training run or an ensemble; a UserError if there is none."""
+    path = run_dir / "config.json"
+    if not path.is_file():
+        raise UserError(
+            f"{run_dir} is not a training run (no config.json); pass a --out of `gridfactor train`"
+        )
+    return json.loads(path.read_text())
+
+
+def is_ensemble(config: dict[str, Any]) -> bool:
+    """True when an agent directory's ``config.json`` is an ensemble's (not a training run)."""
+    return config.get("ensemble") is True
+
+
+def load_ensemble_policies(run_dir: Path) -> dict[str, Policy]:
+    """Per agent id the :class:`GreedyEnsemble` of an ensemble directory."""
+    from gridfactor.agents.policy_net import load_policy
+
+    folder = run_dir / ENSEMBLE_POLICIES
+    files = sorted(folder.glob("*.npz")) if folder.is_dir() else []
+    if not files:
+        raise UserError(
+            f"ensemble {run_dir} holds no policies; write it again with gridfactor ensemble"
+        )
+    return {f.stem: load_policy(f) for f in files}
+
+
 def load_trained_agent(
     run_dir: str | Path,
     checkpoint: str | Path | None = None,
@@ -261,31 +309,23 @@ def load_trained_agent(
 ) -> TrainedAgent:
     """The trained agents of a ``gridfactor train`` run (final checkpoint by default);
     ``guard``, ``coordinator``, ``reconnect`` (None: the run's own) and
-    ``wait_confidence``: see :class:`TrainedAgent`."""
-    from ray.rllib.core.rl_module.rl_module import RLModule
-
-    from gridfactor.progress import quiet_libraries
-
-    quiet_libraries()  # importing ray resets its loggers' levels
+    ``wait_confidence``: see :class:`TrainedAgent`. ``run_dir`` may be an ensemble of runs
+    (``gridfactor ensemble``: numpy policies, no checkpoint)."""
     run_dir = Path(run_dir)
-    config_path = run_dir / "config.json"
-    if not config_path.is_file():
-        raise UserError(
-            f"{run_dir} is not a training run (no config.json); pass a --out of `gridfactor train`"
-        )
-    config = json.loads(config_path.read_text())
-    ckpt = _resolve_checkpoint(run_dir, checkpoint)
+    config = read_run_config(run_dir)
+    if is_ensemble(config):
+        if checkpoint is not None:
+            raise UserError(
+                f"{run_dir} is an ensemble: it has no checkpoints (got {checkpoint!r}); "
+                "choose the members' checkpoint with gridfactor ensemble --checkpoint"
+            )
+        ckpt, policies = run_dir, load_ensemble_policies(run_dir)
+    else:
+        ckpt = _resolve_checkpoint(run_dir, checkpoint)
+        policies = _load_policies(ckpt)
     fact = Factorization.load(run_dir / "factorization.json")
     split_path = run_dir / "split.json"
     split = json.loads(split_path.read_text()) if split_path.is_file() else {}
-    policies = {}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        for sub in sorted((ckpt / RL_MODULE_DIR).iterdir()):
-            if sub.is_dir():
-                policies[sub.name] = RLModule.from_checkpoint(str(sub.resolve()))
-    if not policies:
-        raise UserError(f"checkpoint {ckpt} holds no policy")
     return TrainedAgent(
         name=agent_name(config),
         env_name=config["env_name"],

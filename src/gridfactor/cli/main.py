@@ -23,6 +23,7 @@ def register_commands() -> None:
     # Imported for their side effect: each module adds its commands to `app`.
     from gridfactor.cli import (  # noqa: F401
         data_cmd,
+        ensemble_cmd,
         evaluate_cmd,
         export_cmd,
         grid_cmd,

@@ -40,6 +40,7 @@ from gridfactor.agents.baselines import (
 )
 from gridfactor.agents.external import AgentError, Grid2opAgent
 from gridfactor.agents.high_level import DANGER
+from gridfactor.agents.trained import read_run_config
 from gridfactor.envs.chronics import check_augment, perturb_next_episodes, perturbed_chronics
 from gridfactor.envs.grid2op_env import check_agents_support, reset_env
 from gridfactor.errors import UserError
@@ -360,16 +361,6 @@ def _grid2op_episode(task: EpisodeTask) -> dict[str, Any]:
 # driver side
 
 
-def _read_run_config(run_dir: Path) -> dict[str, Any]:
-    path = run_dir / "config.json"
-    if not path.is_file():
-        raise UserError(
-            f"{run_dir} is not a training run (no config.json); pass a directory written by "
-            "gridfactor train"
-        )
-    return json.loads(path.read_text())
-
-
 def held_out_from_run(run_dir: Path, run_config: dict[str, Any]) -> HeldOut | None:
     """The validation split a training run recorded in split.json (None if absent)."""
     path = run_dir / "split.json"
@@ -427,7 +418,7 @@ def resolve(config: EvalConfig) -> tuple[str, list[AgentSpec], HeldOut, list[dic
         run_dir = Path(run).resolve()
         if not run_dir.is_dir():
             raise UserError(f"run directory {run} does not exist; pass a gridfactor train run")
-        run_cfg = _read_run_config(run_dir)
+        run_cfg = read_run_config(run_dir)
         for checkpoint in config.checkpoints:  # fails early, in the driver
             agent = _load_trained(str(run_dir), checkpoint)
         env_names.add(agent.env_name)
@@ -534,7 +525,7 @@ def _zones_for_expert(config: EvalConfig) -> dict[str, Any]:
     if config.factorization:
         return Factorization.load(config.factorization).to_dict()
     for run in config.runs:
-        run_cfg = _read_run_config(Path(run))
+        run_cfg = read_run_config(Path(run))
         if not run_cfg.get("centralized") and (Path(run) / "factorization.json").is_file():
             return Factorization.load(Path(run) / "factorization.json").to_dict()
     raise UserError(
