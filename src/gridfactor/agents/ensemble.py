@@ -60,7 +60,7 @@ def make_ensemble(
     else a UserError names the one that differs. The directory is built next to ``out`` and
     renamed into place: an interrupted command leaves no half ensemble.
     """
-    from gridfactor.agents.policy_net import GreedyEnsemble, GreedyMLP
+    from gridfactor.agents.policy_net import GreedyEnsemble
 
     out = Path(out)
     if len(runs) < 2:
@@ -107,17 +107,13 @@ def make_ensemble(
             for agent, keys in zip(agents, member_keys, strict=True)
         ]
         action_sets["agents"][aid] = [list(k) for k in union]
-        action_sets["greedy"][aid] = [list(k) for k in dict.fromkeys(map(tuple, sum(greedy, [])))]
-        members = []
-        for agent in agents:
-            policy = agent.policies[aid]
-            if not isinstance(policy, GreedyMLP):
-                raise UserError(
-                    f"{agent.checkpoint} is an ensemble already; pass its member runs instead"
-                )
-            members.append(policy)
+        action_sets["greedy"][aid] = [
+            list(k) for k in dict.fromkeys(tuple(k) for keys in greedy for k in keys)
+        ]
+        # (plain clones: _member_config refused ensembles)
+        members = tuple(agent.policies[aid] for agent in agents)
         GreedyEnsemble(
-            tuple(members),
+            members,
             tuple(np.array([index[k] for k in keys], dtype=np.int64) for keys in member_keys),
             len(union),
         ).save(tmp / ENSEMBLE_POLICIES / f"{aid}.npz")
