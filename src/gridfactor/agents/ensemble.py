@@ -23,7 +23,6 @@ RLlib once written.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from pathlib import Path
@@ -70,7 +69,7 @@ def make_ensemble(
     dirs = [Path(r) for r in runs]
     configs = [_member_config(d) for d in dirs]
     agents = [load_trained_agent(d, checkpoint) for d in dirs]
-    splits = [_read_json(d / "split.json") for d in dirs]
+    splits = [agent.split for agent in agents]  # ({} when a run has no split.json)
     first = dirs[0]
     for d, config, agent, split in zip(dirs[1:], configs[1:], agents[1:], splits[1:], strict=True):
         for key in SHARED_SETTINGS:
@@ -119,7 +118,7 @@ def make_ensemble(
         ).save(tmp / ENSEMBLE_POLICIES / f"{aid}.npz")
     write_json(tmp / ACTION_SETS_FILE, action_sets)
     agents[0].factorization.save(tmp / "factorization.json")
-    if splits[0] is not None:
+    if splits[0]:
         write_json(tmp / "split.json", splits[0])
     config = {key: configs[0].get(key) for key in (*SHARED_SETTINGS, *COPIED_SETTINGS)}
     config["ensemble"] = True  # (see is_ensemble)
@@ -139,10 +138,6 @@ def _member_config(run_dir: Path) -> dict[str, Any]:
     if is_ensemble(config):
         raise UserError(f"{run_dir} is an ensemble already; pass its member runs instead")
     return config
-
-
-def _read_json(path: Path) -> Any:
-    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def _action_keys(agents: list[Any]) -> list[dict[str, list[tuple[int, int]]]]:
