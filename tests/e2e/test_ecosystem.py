@@ -213,6 +213,36 @@ def test_dagger_round_the_policy_plays_and_the_expert_labels(zones_run, tmp_path
     )
     assert trained == both
     assert all("top1_game_over" in r for r in imitation["agents"])
+    # --label-rows deciding: each zone clone learns from the rows where its zone decided only
+    deciding = tmp_path / "deciding"
+    run_cli(
+        *("train", "--factorization", str(fact), "--env", ENV14, "--timesteps", "0"),
+        *(
+            "--demonstrations",
+            str(tmp_path / "expert"),
+            "--demonstrations",
+            str(tmp_path / "dagger"),
+        ),
+        *("--imitation-epochs", "2", "--label-rows", "deciding", "--out", str(deciding)),
+        timeout=900,
+    )
+    rows = pd.concat(
+        [pd.read_parquet(tmp_path / d / "demonstrations.parquet") for d in ("expert", "dagger")]
+    )
+    per_zone = rows[rows["decider"]].groupby("agent").size()
+    learned = json.loads((deciding / "imitation.json").read_text())["agents"]
+    assert {r["agent"]: r["n_train"] + r["n_held_out"] + r["dropped"] for r in learned} == {
+        r["agent"]: int(per_zone.get(r["agent"], 0)) for r in learned
+    }
+    assert per_zone.sum() < both  # fewer rows than with every zone's labels
+    assert json.loads((deciding / "config.json").read_text())["label_rows"] == "deciding"
+    proc = run_cli(
+        *("train", "--centralized", "--env", ENV14, "--timesteps", "0"),
+        *("--demonstrations", str(tmp_path / "expert"), "--label-rows", "deciding"),
+        *("--out", str(tmp_path / "bad")),
+        check=False,
+    )
+    assert_user_error(proc, "--label-rows is for zone agents")
     # the settings reach the run and the agent loaded from it
     config = json.loads((run / "config.json").read_text())
     assert (config["avoid_game_over"], config["reconnect"]) == (1.0, "never")

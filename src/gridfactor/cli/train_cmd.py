@@ -57,6 +57,12 @@ def train_command(
         help="Cloning target: 0 = the expert's choices; T > 0 = its simulated ranking, "
         "softmax(-max rho / T) over the feasible actions (e.g. 0.02).",
     ),
+    label_rows: str = typer.Option(
+        "all",
+        "--label-rows",
+        help="Rows a zone clone learns from: all (its zone's labels at every unsafe state) or "
+        "deciding (only where CAPA handed it the decision).",
+    ),
     anchor: float = typer.Option(
         0.0,
         "--anchor",
@@ -116,6 +122,7 @@ def train_command(
         imitation_epochs=imitation_epochs,
         avoid_game_over=avoid_game_over,
         ranking=ranking,
+        label_rows=label_rows,
         anchor=anchor,
         seed=seed,
         obs_mode=obs or ("global" if centralized else "local"),

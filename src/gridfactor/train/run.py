@@ -45,6 +45,7 @@ from gridfactor.runs import prepare_run_dir, save_figure, write_csv, write_json
 
 STATE_FILE = "gridfactor_state.json"
 KEEP_PERIODIC = 3
+LABEL_ROWS = ("all", "deciding")
 IMITATION = "imitation"  # checkpoint holding the cloned policies, before PPO
 
 
@@ -68,6 +69,9 @@ class TrainConfig:
     # cloning's target: 0 = the expert's labels; T > 0 = its simulated ranking,
     # softmax(-max rho / T) over the feasible actions (gridfactor.train.imitation)
     ranking: float = 0.0
+    # the rows a zone clone learns from: "all" (its labels at every unsafe state, when every
+    # zone was labelled) or "deciding" (only where CAPA handed it the decision)
+    label_rows: str = "all"
     seed: int = 0
     obs_mode: str = "local"
     danger: float = DANGER
@@ -112,8 +116,11 @@ class TrainConfig:
         data["hidden"] = list(self.hidden)
         data["demonstrations"] = list(self.demonstrations)
         data["kind"] = "centralized" if self.centralized else "distributed"
+        # runs made before these options existed stay resumable
         if not self.augment:
-            data.pop("augment")  # runs made before --augment existed stay resumable
+            data.pop("augment")
+        if self.label_rows == "all":
+            data.pop("label_rows")
         return data
 
     def validate(self) -> None:
@@ -136,6 +143,15 @@ class TrainConfig:
             )
         if self.ranking < 0.0:
             raise UserError(f"--ranking must be >= 0 (got {self.ranking}); e.g. 0.02")
+        if self.label_rows not in LABEL_ROWS:
+            raise UserError(
+                f"--label-rows must be one of {', '.join(LABEL_ROWS)} (got {self.label_rows!r})"
+            )
+        if self.label_rows != "all" and (self.centralized or not self.demonstrations):
+            raise UserError(
+                "--label-rows is for zone agents cloned from --demonstrations (the centralized "
+                "agent learns from the deciding rows already)"
+            )
         if self.obs_mode not in ("local", "global"):
             raise UserError(f"--obs must be 'local' or 'global' (got {self.obs_mode!r})")
         if self.centralized and self.obs_mode == "local" and self.demonstrations:
@@ -485,14 +501,11 @@ def _imitation_inputs(
         loaded.append(demos)
     demos = combine_demonstrations(loaded)
     agents = build_agents(fact, g2env)
-    # the centralized agent learns from every decision; a zone agent from its zone's
-    # labels (every unsafe state when every zone was labelled)
-    decisions = demos.frame[demos.frame["decider"]]
     covered = reduce_action_sets(
         demos.frame,
         agents,
         coverage=config.coverage,
-        rows_of=(lambda agent: decisions) if config.centralized else None,
+        rows_of=lambda agent: training_rows(demos.frame, agent.agent_id, config),
     )
     sets = {a.agent_id: list(a.action_keys) for a in agents} if config.full_action_set else covered
     write_json(
@@ -517,6 +530,17 @@ def _imitation_inputs(
     return demos, {aid: [list(k) for k in keys] for aid, keys in sets.items()}, candidate_keys
 
 
+def training_rows(frame: Any, agent_id: str, config: TrainConfig) -> Any:
+    """The demonstration rows agent ``agent_id`` learns from: for the centralized agent every
+    decision (the deciding zone's row); for a zone agent its zone's labels, at every unsafe
+    state when every zone was labelled (``label_rows="all"``) or only where it decided
+    (``"deciding"``)."""
+    if config.centralized:
+        return frame[frame["decider"]]
+    rows = frame[frame["agent"] == agent_id]
+    return rows[rows["decider"]] if config.label_rows == "deciding" else rows
+
+
 def _imitate(
     config: TrainConfig,
     algo: Any,
@@ -539,7 +563,7 @@ def _imitate(
     def fit(learner: Any) -> list[dict[str, Any]]:
         reports = []
         for aid in agents:
-            rows = frame[frame["decider"]] if config.centralized else frame[frame["agent"] == aid]
+            rows = training_rows(frame, aid, config)
             rho, codes = simulated_outcomes(rows, by_id[aid], candidate_keys)
             report = clone_expert(
                 learner.module[aid],
