@@ -199,6 +199,7 @@ def test_compare_smoke_end_to_end(tmp_path: Path) -> None:
     distributed agent outlives do-nothing on the held-out days; a re-run skips every stage."""
     out = tmp_path / "cmp"
     cmd = [GRIDFACTOR, "compare", "--preset", "smoke", "--workers", "2", "--out", str(out)]
+    cmd += ["--guard", "2"]  # each variant also with a guard of 2 (the pure policy stays)
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = (out / "report.md").read_text()
@@ -212,7 +213,7 @@ def test_compare_smoke_end_to_end(tmp_path: Path) -> None:
         "reconnect",
         "expert",
         "expert-zone",
-        *(f"{v}{c}" for v in VARIANTS for c in ("", " [imitation]")),
+        *(f"{v}{g}{c}" for v in VARIANTS for g in ("", "+guard2") for c in ("", " [imitation]")),
     }
     # the result that matters, as an assertion: imitation beats doing nothing
     episodes = pd.read_csv(out / "evaluate" / "episodes.csv")
@@ -257,10 +258,10 @@ def test_compare_smoke_end_to_end(tmp_path: Path) -> None:
     to_central = paired["reference"].str.startswith("centralized")
     vs_central = paired[to_central & ~paired["agent"].str.startswith("centralized")]
     assert dict(zip(vs_central["agent"], vs_central["reference"], strict=True)) == {
-        "distributed-local": "centralized",
-        "distributed-local [imitation]": "centralized [imitation]",
-        "distributed-global": "centralized",
-        "distributed-global [imitation]": "centralized [imitation]",
+        f"distributed-{obs}{guard}{c}": f"centralized{guard}{c}"
+        for obs in ("local", "global")
+        for guard in ("", "+guard2")
+        for c in ("", " [imitation]")
     }
     both = episodes.pivot(index="episode", columns="agent", values="survived")
     expected = (both["distributed-global"] - both["centralized"]).mean()

@@ -227,6 +227,12 @@ def compare_cmd(
         help="Demonstrations, DAgger rounds and PPO play perturbed copies of the training "
         "chronics (see gridfactor demonstrate --augment); the evaluation does not.",
     ),
+    guard: str = typer.Option(
+        None,
+        "--guard",
+        help="Override the preset's guard sizes: the variants are also evaluated simulating "
+        "their top k actions (comma-separated, e.g. 0,3; 0 = the pure policy, always in).",
+    ),
     factorization: Path = typer.Option(
         None,
         "--factorization",
@@ -246,6 +252,7 @@ def compare_cmd(
     overwrite: bool = OVERWRITE,
 ) -> None:
     """factorize -> demonstrate -> imitate + PPO (distributed, centralized) -> evaluate."""
+    from gridfactor.evaluate.scenarios import parse_guards
     from gridfactor.experiments.compare import CompareConfig, compare
     from gridfactor.parallel import ParallelConfig
 
@@ -262,6 +269,7 @@ def compare_cmd(
             ("ranking", ranking),
             ("reconnect", reconnect),
             ("augment", augment),
+            ("guards", list(parse_guards(guard)) if guard is not None else None),
         )
         if value is not None
     }
