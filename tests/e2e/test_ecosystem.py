@@ -194,40 +194,29 @@ def test_dagger_round_the_policy_plays_and_the_expert_labels(zones_run, tmp_path
     )
     assert_user_error(proc, "is not a training run")
     run = tmp_path / "run"
+    train_both = ("train", "--factorization", str(fact), "--env", ENV14, "--timesteps", "0")
+    for name in ("expert", "dagger"):
+        train_both += ("--demonstrations", str(tmp_path / name))
     run_cli(
-        *("train", "--factorization", str(fact), "--env", ENV14, "--timesteps", "0"),
-        *(
-            "--demonstrations",
-            str(tmp_path / "expert"),
-            "--demonstrations",
-            str(tmp_path / "dagger"),
-        ),
+        *train_both,
         *("--imitation-epochs", "2", "--avoid-game-over", "1.0", "--reconnect", "never"),
         *("--out", str(run)),
         timeout=900,
     )
     imitation = json.loads((run / "imitation.json").read_text())
     trained = sum(r["n_train"] + r["n_held_out"] + r["dropped"] for r in imitation["agents"])
-    both = sum(
-        len(pd.read_parquet(tmp_path / d / "demonstrations.parquet")) for d in ("expert", "dagger")
+    rows = pd.concat(
+        [pd.read_parquet(tmp_path / d / "demonstrations.parquet") for d in ("expert", "dagger")]
     )
+    both = len(rows)
     assert trained == both
     assert all("top1_game_over" in r for r in imitation["agents"])
     # --label-rows deciding: each zone clone learns from the rows where its zone decided only
     deciding = tmp_path / "deciding"
     run_cli(
-        *("train", "--factorization", str(fact), "--env", ENV14, "--timesteps", "0"),
-        *(
-            "--demonstrations",
-            str(tmp_path / "expert"),
-            "--demonstrations",
-            str(tmp_path / "dagger"),
-        ),
+        *train_both,
         *("--imitation-epochs", "2", "--label-rows", "deciding", "--out", str(deciding)),
         timeout=900,
-    )
-    rows = pd.concat(
-        [pd.read_parquet(tmp_path / d / "demonstrations.parquet") for d in ("expert", "dagger")]
     )
     per_zone = rows[rows["decider"]].groupby("agent").size()
     learned = json.loads((deciding / "imitation.json").read_text())["agents"]
