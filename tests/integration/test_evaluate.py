@@ -252,7 +252,7 @@ def test_compare_smoke_end_to_end(tmp_path: Path) -> None:
     # each variant also at its imitation checkpoint: PPO against its clone, paired
     paired = pd.read_csv(out / "evaluate" / "paired.csv")
     vs_clone = paired[paired["reference"] == paired["agent"] + " [imitation]"]
-    assert set(vs_clone["agent"]) == set(VARIANTS)
+    assert set(vs_clone["agent"]) == {f"{v}{g}" for v in VARIANTS for g in ("", "+guard2")}
     assert (vs_clone["episodes"] == 4).all()
     # distributed vs centralized at the same checkpoint, episode by episode
     to_central = paired["reference"].str.startswith("centralized")
