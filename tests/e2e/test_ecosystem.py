@@ -267,6 +267,43 @@ def test_dagger_round_the_policy_plays_and_the_expert_labels(zones_run, tmp_path
     assert masked > 0  # the unmasked choice left the greedy set somewhere
 
 
+def test_self_distillation_round_the_guard_plays_and_labels(zones_run, tmp_path):
+    """`demonstrate --policy RUN --guard 2`: no expert; at every decision each zone's label
+    is the best simulated of do nothing and the policy's two most likely actions (the only
+    candidates simulated), and the decider's label is what was played."""
+    from gridfactor.agents.trained import load_trained_agent
+
+    fact = zones_run / "factorization.json"
+    args = ["demonstrate", "--factorization", str(fact), "--env", ENV14, "--episodes", "2"]
+    args += ["--episode-steps", "60", "--workers", "1", "--policy", str(zones_run)]
+    out = tmp_path / "guard2"
+    proc = run_cli(*args, "--guard", "2", "--out", str(out), timeout=900)
+    assert "the guard of 2 acts in" in proc.stdout
+    frame = pd.read_parquet(out / "demonstrations.parquet")
+    policy = load_trained_agent(zones_run)
+    env = make_env(ENV14)
+    frame_of_policy = policy.bind(env)
+    acted = 0
+    for row in frame.itertuples():
+        zone = frame_of_policy.by_id[row.agent]
+        logits = policy.logits(row.agent, row.obs_local)
+        top2 = [i for i in np.argsort(-logits, kind="stable") if i != 0][:2]
+        allowed = {(-1, -1), *(tuple(zone.action_keys[i]) for i in top2)}
+        label = (row.label_sub, row.label_index)
+        assert label in allowed
+        simulated = np.flatnonzero(row.sim_outcome >= 0)
+        assert 1 <= len(simulated) <= 3 and np.isinf(np.delete(row.sim_max_rho, simulated)).all()
+        if row.decider:
+            assert (row.played_sub, row.played_index) == label
+            acted += row.label_sub >= 0
+    env.close()
+    assert acted > 0 and frame["decider"].sum() > 5  # the guard acts, not only waits
+    config = json.loads((out / "config.json").read_text())
+    assert config["guard"] == 2 and config["policy"] == str(zones_run)
+    proc = run_cli(*args[:-2], "--guard", "2", "--out", str(tmp_path / "x"), check=False)
+    assert_user_error(proc, "--guard labels with a policy's guarded agent")
+
+
 def kl_divergence(p_logits: np.ndarray, q_logits: np.ndarray) -> float:
     p = np.exp(p_logits - p_logits.max()) / np.exp(p_logits - p_logits.max()).sum()
     q = np.exp(q_logits - q_logits.max()) / np.exp(q_logits - q_logits.max()).sum()

@@ -175,6 +175,12 @@ def demonstrate_command(
         help="A `gridfactor train` run of these zones plays (its pure policy) and the expert "
         "labels the states it visits: a DAgger round.",
     ),
+    guard: int = typer.Option(
+        0,
+        "--guard",
+        help="With --policy: its guarded agent (top GUARD actions and do nothing, simulated) "
+        "plays and labels instead of the expert: a self-distillation round.",
+    ),
     augment: float = AUGMENT,
     out: Path = typer.Option(Path("runs/demonstrate"), "--out", help="Run directory."),
     seed: int = SEED,
@@ -205,6 +211,7 @@ def demonstrate_command(
         label_zones=label_zones,
         policy=str(policy) if policy else None,
         augment=augment,
+        guard=guard,
     ).validate()
     run_dir = demonstrate(
         config,
@@ -216,20 +223,21 @@ def demonstrate_command(
     info = json.loads((run_dir / "demonstrations.json").read_text())
     per_agent = ", ".join(f"{k} {v}" for k, v in info["decisions_per_agent"].items())
     labels = ", ".join(f"{k} {v}" for k, v in info["labels_per_agent"].items())
+    teacher = f"the guard of {guard}" if guard else "the expert"
     typer.echo(
         f"{info['n_decisions']} decisions in {info['n_episodes']} episodes ({per_agent}); "
-        f"the expert acts in {100 * info['expert_acts_share']:.0f}% of them with "
+        f"{teacher} acts in {100 * info['expert_acts_share']:.0f}% of them with "
         f"{info['distinct_labels']} distinct actions, {info['mean_expert_ms']:.0f} ms per decision"
         f"; labels per zone: {labels}"
     )
-    if policy:
+    if policy and not guard:
         typer.echo(
             f"the policy played the expert's action in {100 * info['agreement_with_expert']:.0f}%"
             f" of the decisions and acted in {100 * info['played_acts_share']:.0f}%"
         )
     shares = info["candidate_outcomes"]["all"]
     typer.echo(
-        "the expert's candidates: "
+        f"{teacher}'s candidates: "
         + ", ".join(f"{100 * v:.1f}% {k}" for k, v in shares.items())
         + " (cooldown: substation in cooldown, not simulated)"
     )

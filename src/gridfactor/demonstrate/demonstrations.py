@@ -21,7 +21,11 @@ Behaviour: with probability ``explore`` the played action is do nothing instead 
 expert's (the label is recorded all the same): the data then also covers the degraded states
 a weaker policy reaches, not only the expert's own trajectory. With ``policy`` (a
 ``gridfactor train`` run of the same zones) that run's pure policy plays and the expert
-labels the states it visits: a DAgger round (train again on both demonstrations).
+labels the states it visits: a DAgger round (train again on both demonstrations). With
+``policy`` and ``guard`` k > 0 the expert is not asked: the policy's guarded agent plays and
+labels (each zone's k most likely actions and do nothing simulated, the lowest max rho
+wins, as ``evaluate --guard k`` plays): a round of self-distillation, whose labels the pure
+policy can learn (they are among its own top k) at k simulations a zone and decision.
 
 Reproducible and resumable like ``collect``: episode ``e`` is seeded from (seed, e) only;
 chunks of episodes run as Ray tasks and are saved as ``parts/ep<first>.npz`` as they
@@ -82,6 +86,8 @@ class DemonstrateConfig:
         deciding zone's only).
     policy: a ``gridfactor train`` run directory of the same zones whose pure policy plays
         instead of the expert (``explore`` unused); None: the expert plays.
+    guard: with ``policy``, 0: the expert labels; k > 0: the policy's guarded agent (its k
+        most likely actions and do nothing, simulated) labels and plays.
     augment: 0: the training chronics as they are; > 0: each episode plays a perturbed
         copy of its chronic (see ``DecisionEnvConfig.augment``).
     """
@@ -99,6 +105,7 @@ class DemonstrateConfig:
     label_zones: str = "all"
     policy: str | None = None
     augment: float = 0.0
+    guard: int = 0
 
     def validate(self) -> DemonstrateConfig:
         for name in ("n_episodes", "episode_steps", "chunk_size"):
@@ -114,7 +121,22 @@ class DemonstrateConfig:
         check_label_zones(self.label_zones)
         check_reconnect(self.reconnect)
         check_augment(self.augment)
+        if self.guard < 0:
+            raise UserError(f"--guard must be >= 0, got {self.guard}; e.g. 3")
+        if self.guard and not self.policy:
+            raise UserError(
+                "--guard labels with a policy's guarded agent: pass --policy (a gridfactor "
+                "train run of these zones), or drop --guard for the expert's labels"
+            )
         return self
+
+    def recorded(self) -> dict[str, Any]:
+        """The settings as config.json records them (``guard`` only when set, so that runs
+        recorded without it stay resumable)."""
+        settings = asdict(self)
+        if not self.guard:
+            del settings["guard"]
+        return settings
 
 
 @dataclass(frozen=True)
@@ -194,9 +216,23 @@ def _policy_choice(policy: Any, agent: Any, g2obs: Any, g2env: Any) -> int:
     return agent.index_of(key) or 0
 
 
+def _guard_skip(policy: Any, agent: Any, g2obs: Any, g2env: Any, k: int) -> np.ndarray:
+    """(agent.n_actions,) bool: every action of ``agent`` but do nothing and the policy's
+    ``k`` most likely (not cooling) in ``g2obs``: what its guard does not simulate."""
+    frame = policy.bind(g2env)
+    keys = frame.by_id[agent.agent_id].action_keys
+    skip = np.ones(agent.n_actions, dtype=bool)
+    skip[0] = False
+    for i in policy.proposals(frame, agent.agent_id, g2obs, k):
+        index = agent.index_of(keys[i])
+        if index is not None:
+            skip[index] = False
+    return skip
+
+
 def run_chunk(chunk: Chunk) -> list[dict[str, Any]]:
-    """Play the chunk's episodes (the zone expert, or ``policy``); one record per decision
-    and labelled zone (the decider first)."""
+    """Play the chunk's episodes (the zone expert, ``policy``, or its guarded agent); one
+    record per decision and labelled zone (the decider first)."""
     from gridfactor.agents.cluster import ObservationEncoder
     from gridfactor.agents.expert import best_by_simulation
 
@@ -220,13 +256,21 @@ def run_chunk(chunk: Chunk) -> list[dict[str, Any]]:
             for zone in labelled:
                 agent = env.by_id[zone]
                 tic = time.perf_counter()
+                skip = env.frame.in_cooldown(zone, g2obs)
+                if chunk.config.guard:
+                    unasked = _guard_skip(policy, agent, g2obs, env.g2env, chunk.config.guard)
+                    skip = skip | unasked
                 best, rhos, outcomes = best_by_simulation(
-                    g2obs, env.frame.candidates(zone, g2obs), env.frame.in_cooldown(zone, g2obs)
+                    g2obs, env.frame.candidates(zone, g2obs), skip
                 )
+                if chunk.config.guard:
+                    outcomes[unasked] = -1  # not simulated (as in training's outcome codes)
                 expert_s = time.perf_counter() - tic
                 decider = zone == aid
                 if decider:
-                    if policy is not None:
+                    if chunk.config.guard:
+                        played = best
+                    elif policy is not None:
                         played = _policy_choice(policy, agent, g2obs, env.g2env)
                     else:
                         played = 0 if rng.random() < chunk.config.explore else best
@@ -302,7 +346,7 @@ def demonstrate(
         _check_policy_run(Path(config.policy), fact, config.env_name)
     split = _split(config.env_name, config.validation_fraction)
     out_dir = prepare_run_dir(
-        out, {"command": "demonstrate", **asdict(config)}, resume=resume, overwrite=overwrite
+        out, {"command": "demonstrate", **config.recorded()}, resume=resume, overwrite=overwrite
     )
     path, sidecar_path = out_dir / DEMO_FILE, out_dir / DEMO_SIDECAR
     if path.is_file() and sidecar_path.is_file():
@@ -358,7 +402,7 @@ def demonstrate(
         {
             "env_name": config.env_name,
             "demonstration_version": DEMONSTRATION_VERSION,
-            "settings": {k: v for k, v in asdict(config).items() if k != "factorization"},
+            "settings": {k: v for k, v in config.recorded().items() if k != "factorization"},
             "split": split,
             "n_decisions": len(decisions),
             "n_episodes": int(frame["episode"].nunique()),
@@ -409,11 +453,13 @@ def _check_policy_run(run: Path, fact: Any, env_name: str) -> None:
 
 def candidate_outcomes(frame: Any) -> dict[str, dict[str, float]]:
     """Per agent (and "all"), the share of its simulated candidates per outcome
-    (feasible, cooldown, illegal, ambiguous, game over; do nothing excluded)."""
+    (feasible, cooldown, illegal, ambiguous, game over; do nothing and the candidates a
+    guard did not ask for, -1, excluded)."""
     from gridfactor.agents.expert import OUTCOMES
 
     def shares(rows: Any) -> dict[str, float]:
         codes = np.concatenate([o[1:] for o in rows["sim_outcome"]] or [np.zeros(0, np.int8)])
+        codes = codes[codes >= 0]
         counts = np.bincount(codes.astype(int), minlength=len(OUTCOMES))
         total = max(int(codes.size), 1)
         return {name: round(float(counts[code]) / total, 4) for code, name in OUTCOMES.items()}
