@@ -76,9 +76,14 @@ class DecisionFrame:
         """Action ``index`` of ``agent`` as it is played in ``obs``."""
         return self.playable(self.by_id[agent].actions[index], obs)
 
-    def candidates(self, agent: str, obs: Any) -> list[Any]:
-        """Every action of ``agent`` as it is played in ``obs`` (same order and indices)."""
-        return [self.playable(action, obs) for action in self.by_id[agent].actions]
+    def candidates(self, agent: str, obs: Any, skip: np.ndarray | None = None) -> list[Any]:
+        """Every action of ``agent`` as it is played in ``obs`` (same order and indices);
+        None where ``skip`` ((n_actions,) bool) is True: not built, for a caller that
+        neither simulates nor plays them (a guard asks for 4 of thousands)."""
+        actions = self.by_id[agent].actions
+        if skip is None:
+            return [self.playable(action, obs) for action in actions]
+        return [None if s else self.playable(a, obs) for a, s in zip(actions, skip, strict=True)]
 
     def in_cooldown(self, agent: str, obs: Any) -> np.ndarray:
         """(n_actions,) bool: the actions of ``agent`` whose substation is in cooldown in

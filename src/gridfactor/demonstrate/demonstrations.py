@@ -261,7 +261,7 @@ def run_chunk(chunk: Chunk) -> list[dict[str, Any]]:
                     unasked = _guard_skip(policy, agent, g2obs, env.g2env, chunk.config.guard)
                     skip = skip | unasked
                 best, rhos, outcomes = best_by_simulation(
-                    g2obs, env.frame.candidates(zone, g2obs), skip
+                    g2obs, env.frame.candidates(zone, g2obs, skip), skip
                 )
                 if chunk.config.guard:
                     outcomes[unasked] = -1  # not simulated (as in training's outcome codes)
