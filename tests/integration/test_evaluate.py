@@ -200,6 +200,7 @@ def test_compare_smoke_end_to_end(tmp_path: Path) -> None:
     out = tmp_path / "cmp"
     cmd = [GRIDFACTOR, "compare", "--preset", "smoke", "--workers", "2", "--out", str(out)]
     cmd += ["--guard", "2"]  # each variant also with a guard of 2 (the pure policy stays)
+    cmd += ["--danger", "0.95"]  # the trigger: labels, agents and experts act later
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = (out / "report.md").read_text()
@@ -224,6 +225,11 @@ def test_compare_smoke_end_to_end(tmp_path: Path) -> None:
     # demonstrations never touch the held-out chronics (chronic 1 of rte_case14_realistic)
     demos = pd.read_parquet(out / "demonstrate" / "demonstrations.parquet")
     assert set(demos["chronic"]) == {0} and len(demos) > 50
+    # every stage took the trigger: decisions only at rho >= 0.95, agents and experts alike
+    dagger_demos = pd.read_parquet(out / "dagger1" / "demonstrations.parquet")
+    assert demos["max_rho"].min() >= 0.95 and dagger_demos["max_rho"].min() >= 0.95
+    assert json.loads((out / "config.json").read_text())["budget"]["danger"] == 0.95
+    assert json.loads((out / "evaluate" / "config.json").read_text())["danger"] == 0.95
     assert set(pd.read_csv(out / "evaluate" / "scenarios.csv")["chronic"]) == {1}
     for variant in ("distributed-local", "distributed-global", "centralized"):
         sets = json.loads((out / variant / "action_sets.json").read_text())["agents"]
@@ -247,6 +253,7 @@ def test_compare_smoke_end_to_end(tmp_path: Path) -> None:
     configs = [json.loads((out / v / "config.json").read_text()) for v in VARIANTS]
     assert len({(c["timesteps"], c["seed"], tuple(c["demonstrations"])) for c in configs}) == 1
     assert len(configs[0]["demonstrations"]) == 2 and configs[0]["anchor"] == 1.0
+    assert {c["danger"] for c in configs} == {0.95}
     kl = pd.read_csv(out / "distributed-local" / "metrics.csv").filter(like="anchor_kl/")
     assert kl.notna().to_numpy().any()  # PPO ran anchored to the imitation
     # each variant also at its imitation checkpoint: PPO against its clone, paired

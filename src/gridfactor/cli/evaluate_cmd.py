@@ -227,6 +227,12 @@ def compare_cmd(
         help="Demonstrations, DAgger rounds and PPO play perturbed copies of the training "
         "chronics (see gridfactor demonstrate --augment); the evaluation does not.",
     ),
+    danger: float = typer.Option(
+        None,
+        "--danger",
+        help="Override the preset's trigger: the expert labels, the agents and the "
+        "baselines' experts act when some line's rho >= DANGER (default 0.9).",
+    ),
     guard: str = typer.Option(
         None,
         "--guard",
@@ -269,6 +275,7 @@ def compare_cmd(
             ("ranking", ranking),
             ("reconnect", reconnect),
             ("augment", augment),
+            ("danger", danger),
             ("guards", list(parse_guards(guard)) if guard is not None else None),
         )
         if value is not None

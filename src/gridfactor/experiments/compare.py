@@ -37,7 +37,7 @@ from typing import Any
 import pandas as pd
 
 from gridfactor.agents.baselines import BASELINES
-from gridfactor.agents.high_level import check_reconnect
+from gridfactor.agents.high_level import DANGER, check_reconnect
 from gridfactor.envs.chronics import check_augment
 from gridfactor.errors import UserError
 from gridfactor.evaluate.report import console_table, markdown_table, paired_markdown
@@ -78,6 +78,8 @@ class Preset:
         demonstrations and the trained agents (always, checked, never).
     augment: the demonstrations, DAgger rounds and PPO play perturbed copies of the
         training chronics (``gridfactor demonstrate --augment``; 0 = as they are).
+    danger: the trigger: the expert labels, the agents act and the baselines' experts act
+        when some line's rho >= danger (``--danger`` of every command).
     full_action_set: the variants learn every unitary action (``gridfactor train
         --full-action-set``): the pure policy still plays the expert's choices covering 95%,
         a guard ranks them all (the DAgger learners keep the covered set: they play purely).
@@ -109,6 +111,7 @@ class Preset:
     reconnect: str = "always"
     label_zones: str = "all"
     augment: float = 0.0
+    danger: float = DANGER
     variants: tuple[str, ...] = VARIANTS
     peers: tuple[str, ...] = ()
 
@@ -160,10 +163,13 @@ PRESETS: dict[str, Preset] = {
     # `make demo`: the headline in under 10 minutes on 2 cores, over weeks (a day does not
     # separate the strong agents on case14: every one completes it). The paper's recipe
     # (every zone labelled, two DAgger rounds) on the day's small zones, without PPO, which
-    # does not add (docs/results.md), every action learned.
+    # does not add (docs/results.md), every action learned. Acting at rho >= 1, as the
+    # public peer does: the zone expert then completes every held-out week (9 of 12 at
+    # 0.9), with ~4x fewer decisions a day, hence 3x the episodes.
     "demo": replace(
         _DAY,
-        demo_episodes=120,
+        danger=1.0,
+        demo_episodes=360,
         eval_episodes=6,
         eval_steps=2016,
         guards=(0, 3),
@@ -227,6 +233,8 @@ class CompareConfig:
         check_label_zones(budget.label_zones)  # before any stage, not at the demonstrations
         check_reconnect(budget.reconnect)
         check_augment(budget.augment)
+        if not budget.danger > 0.0:
+            raise UserError(f"--danger must be > 0 (got {budget.danger})")
         bad = [v for v in budget.variants if v not in VARIANTS]
         if bad or not budget.variants:
             raise UserError(f"unknown variant {bad}; choose among {', '.join(VARIANTS)}")
@@ -234,11 +242,13 @@ class CompareConfig:
 
 
 def _recorded(budget: Preset) -> dict[str, Any]:
-    """The budget as config.json records it (without augment when 0: runs made before it
-    existed stay resumable)."""
+    """The budget as config.json records it (without augment when 0 and danger when the
+    default: runs made before they existed stay resumable)."""
     data = asdict(budget)
     if not budget.augment:
         data.pop("augment")
+    if budget.danger == DANGER:
+        data.pop("danger")
     return data
 
 
@@ -318,6 +328,7 @@ def compare(config: CompareConfig) -> Path:
         episode_steps=budget.eval_steps,
         seed=config.seed,
         factorization=str(fact_path),
+        danger=budget.danger,
         # with PPO, each variant also at its imitation checkpoint: what PPO added, paired
         checkpoints=(None, "imitation") if budget.timesteps > 0 else (None,),
         guards=tuple(dict.fromkeys((0, *budget.guards))),
@@ -410,6 +421,7 @@ def _demonstrate(
             seed=config.seed + round_,
             policy=str(policy) if policy else None,
             augment=budget.augment,
+            danger=budget.danger,
         ),
         out,
         parallel=config.parallel,
@@ -441,6 +453,7 @@ def _train(
             full_action_set=budget.full_action_set,
             reconnect=budget.reconnect,
             augment=budget.augment,
+            danger=budget.danger,
             timesteps=budget.timesteps,
             seed=config.seed,
             episode_steps=budget.train_episode_steps,
@@ -479,6 +492,7 @@ def write_report(out: Path, config: CompareConfig, budget: Preset, stages: dict)
         + f"; {demo_info['n_decisions']} expert decisions in "
         f"{demo_info['n_episodes']} demonstration episodes of the training chronics"
         + (f" (perturbed copies, `--augment {budget.augment}`)" if budget.augment else "")
+        + (f", acting at rho >= {budget.danger}" if budget.danger != DANGER else "")
         + (
             f", then {budget.dagger_rounds} DAgger round(s) of {budget.demo_episodes} episodes "
             "(the distributed-local clone plays, the expert labels)"
