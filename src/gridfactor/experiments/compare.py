@@ -47,6 +47,7 @@ from gridfactor.parallel import ParallelConfig
 from gridfactor.runs import prepare_run_dir, write_json, write_text
 
 VARIANTS = ("distributed-local", "distributed-global", "centralized")
+WEEK_STEPS = 2016  # grid2op steps of a week at 5 minutes a step
 BASELINE_AGENTS = ("do-nothing", "reconnect", "expert", "expert-zone")
 
 
@@ -583,10 +584,17 @@ def saturation(results: pd.DataFrame) -> list[str]:
     lines = [f"completed held-out episodes: {counts}"]
     full = [a for a, r in rows.iterrows() if int(r["completed"]) == int(r["episodes"])]
     if len(full) > 1:
+        # a completed agent's mean steps is the episode length
+        weeks = float(rows.loc[full[0], "survived_mean"]) >= WEEK_STEPS
+        hint = (
+            "more held-out episodes or longer ones (gridfactor evaluate --n-episodes 12, "
+            "--episode-steps up to the held-out chronic's length)"
+            if weeks
+            else f"longer episodes (gridfactor evaluate --episode-steps {WEEK_STEPS}, a week)"
+        )
         lines.append(
             f"saturated: {', '.join(full)} complete every held-out episode, so survival "
-            "does not rank them; evaluate longer episodes (e.g. gridfactor evaluate "
-            "--episode-steps 2016, a week)"
+            f"does not rank them; evaluate {hint}"
         )
     return lines
 
