@@ -182,7 +182,7 @@ def compare_cmd(
     preset: str = typer.Option(
         "smoke",
         "--preset",
-        help="smoke (minutes, CI), day (one-day episodes, minutes), demo (weeks, ~6 min: make "
+        help="smoke (minutes, CI), day (one-day episodes, minutes), demo (weeks, ~5.5 min: make "
         "demo) or paper (weeks, ~20 min on 2 cores).",
     ),
     demo_episodes: int = typer.Option(
