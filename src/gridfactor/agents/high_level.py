@@ -31,6 +31,13 @@ def check_reconnect(mode: str) -> str:
     return mode
 
 
+def check_danger(danger: float) -> float:
+    """``danger`` if it is a usable trigger (> 0), else a one-line UserError."""
+    if not danger > 0.0:
+        raise UserError(f"--danger must be > 0 (got {danger})")
+    return danger
+
+
 class HighLevelRules:
     """Stateless rules over a raw grid2op observation.
 

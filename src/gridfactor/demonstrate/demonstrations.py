@@ -46,7 +46,7 @@ from typing import Any
 
 import numpy as np
 
-from gridfactor.agents.high_level import DANGER, check_reconnect
+from gridfactor.agents.high_level import DANGER, check_danger, check_reconnect
 from gridfactor.envs.chronics import check_augment
 from gridfactor.errors import UserError
 from gridfactor.parallel import ParallelConfig, parallel_map
@@ -116,8 +116,7 @@ class DemonstrateConfig:
             raise UserError(f"--explore must be in [0, 1), got {self.explore}; e.g. 0.3")
         if not 0.0 < self.validation_fraction < 1.0:
             raise UserError("--validation-fraction must be in (0, 1)")
-        if not self.danger > 0:
-            raise UserError(f"--danger must be > 0, got {self.danger}")
+        check_danger(self.danger)
         check_label_zones(self.label_zones)
         check_reconnect(self.reconnect)
         check_augment(self.augment)

@@ -37,7 +37,7 @@ from typing import Any
 import pandas as pd
 
 from gridfactor.agents.baselines import BASELINES
-from gridfactor.agents.high_level import DANGER, check_reconnect
+from gridfactor.agents.high_level import DANGER, check_danger, check_reconnect
 from gridfactor.envs.chronics import check_augment
 from gridfactor.errors import UserError
 from gridfactor.evaluate.report import console_table, markdown_table, paired_markdown
@@ -234,8 +234,7 @@ class CompareConfig:
         check_label_zones(budget.label_zones)  # before any stage, not at the demonstrations
         check_reconnect(budget.reconnect)
         check_augment(budget.augment)
-        if not budget.danger > 0.0:
-            raise UserError(f"--danger must be > 0 (got {budget.danger})")
+        check_danger(budget.danger)
         bad = [v for v in budget.variants if v not in VARIANTS]
         if bad or not budget.variants:
             raise UserError(f"unknown variant {bad}; choose among {', '.join(VARIANTS)}")

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from gridfactor.agents.high_level import DANGER, check_reconnect
+from gridfactor.agents.high_level import DANGER, check_danger, check_reconnect
 from gridfactor.agents.trained import CHECKPOINTS, LATEST, latest_checkpoint
 from gridfactor.envs.chronics import check_augment
 from gridfactor.envs.split import count_chronics, make_split
@@ -159,8 +159,7 @@ class TrainConfig:
                 "the centralized agent imitates from whole-grid observations: use --obs global "
                 "(the default with --centralized) or train without --demonstrations"
             )
-        if not self.danger > 0.0:
-            raise UserError(f"--danger must be > 0 (got {self.danger})")
+        check_danger(self.danger)
         if self.episode_steps <= 0:
             raise UserError(f"--episode-steps must be > 0 (got {self.episode_steps})")
         if not 0.0 < self.validation_fraction < 1.0:
