@@ -11,6 +11,11 @@ candidates). A first pass over the states fills one-time caches; then each is ti
 ``--repeats`` passes and its fastest pass kept (timeit's rule: the slower passes measure
 the machine's other work, not the decision). Prints the mean time per decision of each in
 its fastest pass and its ratio to the policy's.
+
+Then the same in play: the pure policy and the full expert each play ``--episodes``
+episodes of ``--episode-steps`` from seeded random starts of the held-out chronics, and
+every decision is timed between two grid2op steps, as ``gridfactor evaluate`` times it
+(cold CPU caches included). Prints the median and mean of each and their ratios.
 """
 
 from __future__ import annotations
@@ -44,6 +49,30 @@ def unsafe_states(env, agent, n: int, seed: int) -> list:
     return states
 
 
+def played_decision_ms(decide, env, agent, episodes: int, steps: int, seed: int) -> np.ndarray:
+    """(n,) ms of each decision (max rho >= the run's danger) while ``decide`` plays
+    ``episodes`` episodes of ``steps`` from seeded random starts of the held-out chronics."""
+    chronics = (agent.split.get("validation") or {}).get("chronics") or [0]
+    rng = np.random.default_rng(seed)
+    times: list[float] = []
+    for _ in range(episodes):
+        env.set_id(int(rng.choice(chronics)))
+        env.reset()
+        env.fast_forward_chronics(int(rng.integers(0, 6000)))
+        obs = env.get_obs()
+        for _ in range(steps):
+            due = float(np.max(obs.rho)) >= agent.danger
+            tic = time.perf_counter()
+            action = decide(obs)
+            elapsed = time.perf_counter() - tic
+            if due:
+                times.append(1000.0 * elapsed)
+            obs, _, done, info = env.step(action)
+            if done:
+                break
+    return np.array(times)
+
+
 def per_decision_ms(decide, states, repeats: int) -> float:
     """Mean ms per decision over ``states`` in the fastest of ``repeats`` passes."""
     best = float("inf")
@@ -61,6 +90,8 @@ def main() -> None:
     parser.add_argument("--states", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--repeats", type=int, default=3, help="timed passes (the fastest kept)")
+    parser.add_argument("--episodes", type=int, default=4, help="episodes played, each agent")
+    parser.add_argument("--episode-steps", type=int, default=2016)
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     import torch
@@ -104,6 +135,24 @@ def main() -> None:
     policy = times["pure policy (numpy)"]
     for name, ms in times.items():
         print(f"{name:32s} {1000 * ms:10.1f} us per decision  {ms / policy:8.1f}x the policy")
+    played = {
+        "pure policy (numpy)": lambda o: agent.act(o, env),
+        "full expert": lambda o: expert.act(o, env),
+    }
+    print(f"in play: {args.episodes} episodes of {args.episode_steps} steps each")
+    stats = {}
+    for name, decide in played.items():
+        ms = played_decision_ms(decide, env, agent, args.episodes, args.episode_steps, args.seed)
+        stats[name] = (float(np.median(ms)), float(ms.mean()))
+        print(
+            f"{name:32s} {1000 * stats[name][0]:10.1f} us median, "
+            f"{1000 * stats[name][1]:10.1f} us mean over {len(ms)} decisions"
+        )
+    (med_p, mean_p), (med_e, mean_e) = stats["pure policy (numpy)"], stats["full expert"]
+    print(
+        f"full expert / pure policy in play: {med_e / med_p:.0f}x (medians), "
+        f"{mean_e / mean_p:.0f}x (means)"
+    )
 
 
 if __name__ == "__main__":

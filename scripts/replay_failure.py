@@ -1,0 +1,98 @@
+"""Why a trained agent lost a held-out episode: its last decisions before the game over.
+
+Usage: python scripts/replay_failure.py EVALUATION RUN --episode N [--last 5]
+
+Replays episode N of a ``gridfactor evaluate`` run directory (its ``scenarios.csv``: chronic,
+start, seed) with the pure policy of the training run RUN, as the evaluation plays it, and
+prints the last decisions before the episode ended: the grid step, the max rho, the zone
+CAPA handed the decision to, the policy's three most likely actions with their
+probabilities (index, substation, bus of each of its elements), the action played and what
+``obs.simulate`` says of it (max rho one step ahead, or the exception that ends the episode).
+"""
+
+from __future__ import annotations
+
+import argparse
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from gridfactor.agents.trained import load_trained_agent
+from gridfactor.envs.grid2op_env import make_env, reset_env
+from gridfactor.evaluate.scenarios import Scenario
+
+
+def describe(frame, aid: str, index: int) -> str:
+    """'#index sub S [buses]' of action ``index`` of agent ``aid`` ('do nothing' for 0)."""
+    if index == 0:
+        return "#0 do nothing"
+    sub = int(frame.by_id[aid].action_subs[index])
+    action = frame.by_id[aid].actions[index]
+    positions = np.flatnonzero(action.set_bus)
+    return f"#{index} sub {sub} {action.set_bus[positions].tolist()}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("evaluation", type=Path)
+    parser.add_argument("run", type=Path)
+    parser.add_argument("--episode", type=int, required=True)
+    parser.add_argument("--last", type=int, default=5, help="decisions shown")
+    args = parser.parse_args()
+    warnings.filterwarnings("ignore")
+    path = args.evaluation / "scenarios.csv"
+    if not path.is_file():
+        raise SystemExit(f"error: {path} not found; pass a `gridfactor evaluate` --out directory")
+    scenarios = pd.read_csv(path)
+    match = scenarios[scenarios["episode"] == args.episode]
+    if match.empty:
+        raise SystemExit(
+            f"error: no episode {args.episode} in {path}; "
+            f"choose among 0..{int(scenarios['episode'].max())}"
+        )
+    row = match.iloc[0]
+    scenario = Scenario(**{k: row[k] for k in Scenario.__dataclass_fields__})
+    agent = load_trained_agent(args.run)
+    env = make_env(agent.env_name)
+    obs = reset_env(env, seed=int(scenario.seed), options=scenario.reset_options())
+    agent.prepare(env)
+    frame = agent.bind(env)
+    decisions: list[str] = []
+    ended = "completed"
+    for t in range(int(scenario.length)):
+        step = int(scenario.start) + t
+        action = agent.act(obs, env)
+        if frame.is_unsafe(obs):
+            aid, sub = frame.choose_agent(obs)
+            logits = agent.logits(aid, frame.encode(aid, obs))
+            probs = np.exp(logits - logits.max())
+            probs /= probs.sum()
+            top = np.argsort(-probs, kind="stable")[:3]
+            ahead, _, over, sim_info = obs.simulate(action, time_step=0)
+            outcome = (
+                f"game over ({sim_info['exception'][0]!s:.90})"
+                if over and sim_info.get("exception")
+                else f"max rho {float(np.max(ahead.rho)):.3f}"
+            )
+            likely = ", ".join(f"{describe(frame, aid, int(i))}: {probs[i]:.2f}" for i in top)
+            decisions.append(
+                f"step {step}: max rho {float(np.max(obs.rho)):.3f}, CAPA: sub {sub} "
+                f"({aid}); most likely {likely}; simulated: {outcome}"
+            )
+        obs, _, done, info = env.step(action)
+        if done:
+            if info.get("exception"):
+                ended = f"game over at step {step} ({info['exception'][0]!s:.90})"
+            break
+    print(
+        f"{args.run}, episode {args.episode} (chronic {scenario.chronic_name}, start "
+        f"{scenario.start}, {scenario.length} steps): {ended}"
+    )
+    for line in decisions[-args.last :]:
+        print("  " + line)
+
+
+if __name__ == "__main__":
+    main()
