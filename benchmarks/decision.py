@@ -27,19 +27,29 @@ import warnings
 import numpy as np
 
 
+def held_out_chronics(agent) -> list[int]:
+    """The chronics the run held out (its validation split; chronic 0 if it has none)."""
+    return (agent.split.get("validation") or {}).get("chronics") or [0]
+
+
+def random_start(env, chronics: list[int], rng: np.random.Generator):
+    """The observation at a seeded random step (< 6000) of a seeded choice of ``chronics``."""
+    env.set_id(int(rng.choice(chronics)))
+    env.reset()
+    env.fast_forward_chronics(int(rng.integers(0, 6000)))
+    return env.get_obs()
+
+
 def unsafe_states(env, agent, n: int, seed: int) -> list:
     """Up to ``n`` unsafe observations (copies) of do-nothing episodes from seeded random
     starts of the run's held-out chronics."""
-    chronics = (agent.split.get("validation") or {}).get("chronics") or [0]
+    chronics = held_out_chronics(agent)
     rng = np.random.default_rng(seed)
     states: list = []
     for _ in range(50 * n):
         if len(states) >= n:
             break
-        env.set_id(int(rng.choice(chronics)))
-        env.reset()
-        env.fast_forward_chronics(int(rng.integers(0, 6000)))
-        obs = env.get_obs()
+        obs = random_start(env, chronics, rng)
         for _ in range(2016):
             if float(np.max(obs.rho)) >= agent.danger:
                 states.append(obs.copy())
@@ -52,14 +62,11 @@ def unsafe_states(env, agent, n: int, seed: int) -> list:
 def played_decision_ms(decide, env, agent, episodes: int, steps: int, seed: int) -> np.ndarray:
     """(n,) ms of each decision (max rho >= the run's danger) while ``decide`` plays
     ``episodes`` episodes of ``steps`` from seeded random starts of the held-out chronics."""
-    chronics = (agent.split.get("validation") or {}).get("chronics") or [0]
+    chronics = held_out_chronics(agent)
     rng = np.random.default_rng(seed)
     times: list[float] = []
     for _ in range(episodes):
-        env.set_id(int(rng.choice(chronics)))
-        env.reset()
-        env.fast_forward_chronics(int(rng.integers(0, 6000)))
-        obs = env.get_obs()
+        obs = random_start(env, chronics, rng)
         for _ in range(steps):
             due = float(np.max(obs.rho)) >= agent.danger
             tic = time.perf_counter()
