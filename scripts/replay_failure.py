@@ -6,8 +6,9 @@ Replays episode N of a ``gridfactor evaluate`` run directory (its ``scenarios.cs
 start, seed) with the pure policy of the training run RUN, as the evaluation plays it, and
 prints the last decisions before the episode ended: the grid step, the max rho, the zone
 CAPA handed the decision to, the policy's three most likely actions with their
-probabilities (index, substation, bus of each of its elements), the action played and what
-``obs.simulate`` says of it (max rho one step ahead, or the exception that ends the episode).
+probabilities (index, substation, bus of each of its elements), the index of the action
+played (0: do nothing) and what ``obs.simulate`` says of it (max rho one step ahead, or the
+exception that ends the episode).
 """
 
 from __future__ import annotations
@@ -77,9 +78,11 @@ def main() -> None:
                 else f"max rho {float(np.max(ahead.rho)):.3f}"
             )
             likely = ", ".join(f"{describe(frame, aid, int(i))}: {probs[i]:.2f}" for i in top)
+            # the pure choice (greedy set, cooldown and wait rules applied): what act played
+            _, played = agent.choose(obs, env)
             decisions.append(
                 f"step {step}: max rho {float(np.max(obs.rho)):.3f}, CAPA: sub {sub} "
-                f"({aid}); most likely {likely}; simulated: {outcome}"
+                f"({aid}); most likely {likely}; played #{max(played, 0)}, simulated: {outcome}"
             )
         obs, _, done, info = env.step(action)
         if done:
