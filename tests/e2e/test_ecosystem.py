@@ -547,3 +547,37 @@ def test_ensemble_of_runs_with_other_action_sets(zones_run: Path, tmp_path: Path
         assert not (tmp_path / "e2").exists()
     with pytest.raises(UserError, match="has no checkpoints"):
         load_trained_agent(ens, "imitation")
+
+
+def test_replay_failure_replays_the_evaluated_episodes(zones_run: Path, tmp_path: Path) -> None:
+    """scripts/replay_failure.py plays an evaluated episode again as the evaluation did:
+    the same end (completed, or a game over at the step the evaluation's survival gives)
+    and one line per decision the evaluation counted, each with its played action and
+    simulated outcome; an episode the evaluation did not play is a one-line error."""
+    out = tmp_path / "eval"
+    run_cli(
+        *("evaluate", "--run", str(zones_run), "--agents", "", "--n-episodes", "2"),
+        *("--episode-steps", "600", "--workers", "1", "--out", str(out)),
+    )
+    episodes = pd.read_csv(out / "episodes.csv")
+    assert episodes["decisions"].sum() > 0  # something to replay
+    script = Path(__file__).resolve().parents[2] / "scripts" / "replay_failure.py"
+
+    def replay(episode: int) -> subprocess.CompletedProcess:
+        args = [str(out), str(zones_run), "--episode", str(episode), "--last", "10000"]
+        return subprocess.run(
+            [sys.executable, str(script), *args], capture_output=True, text=True, timeout=600
+        )
+
+    for row in episodes.itertuples():
+        proc = replay(row.episode)
+        assert proc.returncode == 0, proc.stderr
+        head, *lines = proc.stdout.strip().splitlines()
+        if row.completed:
+            assert head.endswith("completed"), head
+        else:
+            assert f"game over at step {row.start + row.survived}" in head, head
+        assert len(lines) == row.decisions
+        assert all("played #" in line and "simulated: " in line for line in lines)
+    proc = replay(7)
+    assert proc.returncode != 0 and "no episode 7" in proc.stderr
