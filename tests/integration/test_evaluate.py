@@ -147,6 +147,7 @@ def test_bad_agent_names() -> None:
         (["--reconnect", "always,sometimes"], "--reconnect must be one of"),
         (["--wait-confidence", "0,2"], "wait confidence must be in"),
         (["--augment", "1.5"], "--augment must be in [0, 1)"),
+        (["--danger", "0"], "--danger must be > 0"),
         (["--augment", "0.2", "--score", "l2rpn2020"], "drop them or --augment"),
     ],
 )

@@ -39,7 +39,7 @@ from gridfactor.agents.baselines import (
     make_baseline,
 )
 from gridfactor.agents.external import AgentError, Grid2opAgent
-from gridfactor.agents.high_level import DANGER
+from gridfactor.agents.high_level import DANGER, check_danger
 from gridfactor.agents.trained import read_run_config
 from gridfactor.envs.chronics import check_augment, perturb_next_episodes, perturbed_chronics
 from gridfactor.envs.grid2op_env import check_agents_support, reset_env
@@ -390,6 +390,7 @@ def resolve(config: EvalConfig) -> tuple[str, list[AgentSpec], HeldOut, list[dic
             raise UserError(f"unknown agent {name!r}; choose among {', '.join(BASELINES)}")
     if any(g < 0 for g in config.guards) or not config.guards:
         raise UserError(f"--guard takes sizes >= 0 (0 = pure policy), got {config.guards}")
+    check_danger(config.danger)
     from gridfactor.agents.trained import COORDINATORS
 
     unknown = [c for c in config.coordinators if c not in COORDINATORS]
