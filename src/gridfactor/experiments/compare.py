@@ -172,7 +172,7 @@ PRESETS: dict[str, Preset] = {
         danger=1.0,
         demo_episodes=360,
         eval_episodes=6,
-        eval_steps=2016,
+        eval_steps=WEEK_STEPS,
         guards=(0, 3),
         dagger_rounds=2,
         full_action_set=True,
@@ -194,7 +194,7 @@ PRESETS: dict[str, Preset] = {
         lr=5e-5,
         train_episode_steps=288,
         eval_episodes=12,
-        eval_steps=2016,
+        eval_steps=WEEK_STEPS,
         guards=(0, 3, 10),
         # two rounds: the clone of the expert's demonstrations alone survives 993 steps a
         # week, after two rounds 1594 (docs/results.md)
