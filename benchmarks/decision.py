@@ -4,18 +4,20 @@
 
 States: unsafe states (max rho >= the run's danger threshold) met while doing nothing from
 seeded random starts of the run's held-out chronics. On every state, one after the other:
-the run's pure policy (``act``: CAPA, the observation, the numpy policy, the action), the
-same logits through the checkpoint's RLlib RLModule (``forward_inference``, the policy's
-reference implementation), the zone expert and the full expert (each simulates its
-candidates). A first pass over the states fills one-time caches; then each is timed over
-``--repeats`` passes and its fastest pass kept (timeit's rule: the slower passes measure
-the machine's other work, not the decision). Prints the mean time per decision of each in
-its fastest pass and its ratio to the policy's.
+the run's pure policy (``act``: one compiled call for CAPA, the observation, the policy's
+forward pass and the greedy choice; then the action), the same decision by numpy array
+operations (the reference the compiled call replaced), the same logits through the
+checkpoint's RLlib RLModule (``forward_inference``, the policy's reference
+implementation), the zone expert and the full expert (each simulates its candidates). A
+first pass over the states fills one-time caches; then each is timed over ``--repeats``
+passes and its fastest pass kept (timeit's rule: the slower passes measure the machine's
+other work, not the decision). Prints the mean time per decision of each in its fastest
+pass and its ratio to the policy's.
 
-Then the same in play: the pure policy and the full expert each play ``--episodes``
-episodes of ``--episode-steps`` from seeded random starts of the held-out chronics, and
-every decision is timed between two grid2op steps, as ``gridfactor evaluate`` times it
-(cold CPU caches included). Prints the median and mean of each and their ratios.
+Then the same in play: the pure policy, its numpy reference and the full expert each play
+``--episodes`` episodes of ``--episode-steps`` from seeded random starts of the held-out
+chronics, and every decision is timed between two grid2op steps, as ``gridfactor
+evaluate`` times it (cold CPU caches included). Prints the median and mean of each and their ratios.
 """
 
 from __future__ import annotations
@@ -80,6 +82,38 @@ def played_decision_ms(decide, env, agent, episodes: int, steps: int, seed: int)
     return np.array(times)
 
 
+def numpy_reference(agent, frame, env):
+    """The pure decision by numpy array operations (CAPA's full ranking, the encoder's
+    documented features, the numpy layers, argmax): the path the compiled call replaced,
+    kept here as the reference it is timed against (same choices: tests)."""
+
+    def decide(obs):
+        if not frame.is_unsafe(obs):
+            return frame.safe_action(obs, env.action_space)
+        aid = frame.sub_owner[frame.rules.rank_substations(obs, frame.candidate_subs)[0]]
+        encoder = frame.encoders[aid]
+        rho = obs.rho
+        raw = np.concatenate(
+            (
+                rho,
+                obs.line_status,
+                obs.time_before_cooldown_line,
+                obs.topo_vect,
+                obs.time_before_cooldown_sub,
+                (np.fmax.reduce(rho, initial=0.0),),
+            ),
+            dtype=np.float32,
+        )
+        x = raw[encoder.feature_index] / encoder.divisor + encoder.offset
+        logits = agent.logits(aid, np.minimum(np.fmax(x, 0.0), encoder.upper))
+        top = int(np.argmax(logits))
+        if top == 0 or frame.in_cooldown(aid, obs)[top]:
+            return env.action_space({})
+        return frame.action(aid, top, obs)
+
+    return decide
+
+
 def per_decision_ms(decide, states, repeats: int) -> float:
     """Mean ms per decision over ``states`` in the fastest of ``repeats`` passes."""
     best = float("inf")
@@ -127,23 +161,28 @@ def main() -> None:
         "expert-zone", danger=agent.danger, factorization=agent.factorization
     )
     expert = make_baseline("expert", danger=agent.danger)
+    reference = numpy_reference(agent, frame, env)
     # a first pass fills the one-time caches (actions without the ends of out lines, the
     # experts' action lists and simulators): the timed pass is the steady state
     for warm in states:
-        agent.act(warm, env), zone_expert.act(warm, env), expert.act(warm, env)
+        agent.act(warm, env), zone_expert.act(warm, env), expert.act(warm, env), reference(warm)
         rl_module_logits(warm)
     times = {
-        "pure policy (numpy)": per_decision_ms(lambda o: agent.act(o, env), states, args.repeats),
+        "pure policy (compiled)": per_decision_ms(
+            lambda o: agent.act(o, env), states, args.repeats
+        ),
+        "pure policy (numpy reference)": per_decision_ms(reference, states, args.repeats),
         "  CAPA + RLModule forward only": per_decision_ms(rl_module_logits, states, args.repeats),
         "zone expert": per_decision_ms(lambda o: zone_expert.act(o, env), states, args.repeats),
         "full expert": per_decision_ms(lambda o: expert.act(o, env), states, args.repeats),
     }
     print(f"{agent.env_name}, run {args.run} ({agent.name}), {len(states)} unsafe states")
-    policy = times["pure policy (numpy)"]
+    policy = times["pure policy (compiled)"]
     for name, ms in times.items():
         print(f"{name:32s} {1000 * ms:10.1f} us per decision  {ms / policy:8.1f}x the policy")
     played = {
-        "pure policy (numpy)": lambda o: agent.act(o, env),
+        "pure policy (compiled)": lambda o: agent.act(o, env),
+        "pure policy (numpy reference)": reference,
         "full expert": lambda o: expert.act(o, env),
     }
     print(f"in play: {args.episodes} episodes of {args.episode_steps} steps each")
@@ -155,10 +194,12 @@ def main() -> None:
             f"{name:32s} {1000 * stats[name][0]:10.1f} us median, "
             f"{1000 * stats[name][1]:10.1f} us mean over {len(ms)} decisions"
         )
-    (med_p, mean_p), (med_e, mean_e) = stats["pure policy (numpy)"], stats["full expert"]
+    (med_p, mean_p), (med_e, mean_e) = stats["pure policy (compiled)"], stats["full expert"]
+    med_n, mean_n = stats["pure policy (numpy reference)"]
     print(
         f"full expert / pure policy in play: {med_e / med_p:.0f}x (medians), "
-        f"{mean_e / mean_p:.0f}x (means)"
+        f"{mean_e / mean_p:.0f}x (means); numpy reference / compiled: "
+        f"{med_n / med_p:.1f}x (medians), {mean_n / mean_p:.1f}x (means)"
     )
 
 

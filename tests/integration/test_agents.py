@@ -490,3 +490,134 @@ def test_wait_confidence_acts_when_do_nothing_is_likeliest_but_unsure(g2env):
     assert parse_waits("0,0.7,0.7") == (0.0, 0.7)
     with pytest.raises(UserError, match="--wait-confidence"):
         parse_waits("high")
+
+
+def random_module(n_features: int, n_actions: int, seed: int):
+    """A real, untrained RLlib RLModule (random weights, two tanh layers)."""
+    import gymnasium as gym
+    import torch
+    from ray.rllib.algorithms.ppo.torch.default_ppo_torch_rl_module import (
+        DefaultPPOTorchRLModule,
+    )
+    from ray.rllib.core.rl_module.rl_module import RLModuleSpec
+
+    torch.manual_seed(seed)
+    return RLModuleSpec(
+        module_class=DefaultPPOTorchRLModule,
+        observation_space=gym.spaces.Box(-np.inf, np.inf, (n_features,), np.float32),
+        action_space=gym.spaces.Discrete(n_actions),
+        model_config={"fcnet_hiddens": [32, 16], "head_fcnet_hiddens": []},
+    ).build()
+
+
+def test_compiled_decision_matches_the_numpy_reference():
+    """The pure decision (one compiled call: CAPA, the zone's features, its policy, the
+    greedy set, the wait confidence, the cooldown check) chooses, state by state, what the
+    numpy reference chooses: ``rank_substations``, the encoder's documented features, the
+    numpy layers' logits (an ensemble's log mean probabilities), argmax. Real case14 states
+    from random topology actions (buses 2, cooldowns, out lines); random policies, so that
+    the choices vary; single policies and an ensemble with a greedy set, waiting greedily
+    and with a wait confidence."""
+    from gridfactor.agents.frame import frame_for
+    from gridfactor.agents.policy_net import GreedyEnsemble, GreedyMLP
+    from gridfactor.agents.trained import TrainedAgent
+    from gridfactor.envs.grid2op_env import make_grid2op_env
+
+    g2env = make_grid2op_env(ENV, cache=False)
+    params = g2env.parameters
+    params.NB_TIMESTEP_COOLDOWN_SUB = 3  # as on l2rpn_neurips_2020_track1: choices cool
+    g2env.change_parameters(params)
+    fact = case14_factorization(g2env)
+    frame = frame_for(fact, g2env, danger=0.8)
+    rng = np.random.default_rng(0)
+    states = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        obs = g2env.reset(seed=0, options={"time serie id": 0})
+        for _ in range(150):
+            aid = frame.agent_ids[rng.integers(len(frame.agent_ids))]
+            index = int(rng.integers(frame.by_id[aid].n_actions))
+            obs, _, done, _ = g2env.step(frame.action(aid, index, obs))
+            if done:
+                obs = g2env.reset(seed=int(rng.integers(100)))
+            states.append(copy.deepcopy(obs))
+    assert any((s.topo_vect == 2).any() for s in states)
+    assert any((s.time_before_cooldown_sub > 0).any() for s in states)
+
+    sizes = {a: (frame.encode(a, obs).size, frame.by_id[a].n_actions) for a in frame.agent_ids}
+    single = {
+        aid: GreedyMLP.from_module(random_module(*sizes[aid], seed=k))
+        for k, aid in enumerate(sizes)
+    }
+    ensemble = {
+        aid: GreedyEnsemble(
+            (single[aid], GreedyMLP.from_module(random_module(*sizes[aid], seed=10 + k))),
+            (np.arange(n), rng.permutation(n)),
+            n,
+        )
+        for k, (aid, (_, n)) in enumerate(sizes.items())
+    }
+    greedy_sets = {
+        aid: [key for i, key in enumerate(frame.by_id[aid].action_keys) if i % 3 != 1]
+        for aid in frame.agent_ids
+    }
+
+    def reference(agent: TrainedAgent, obs) -> tuple[str | None, int]:
+        if not obs.rho.max() >= agent.danger:
+            return None, -1
+        sub = frame.rules.rank_substations(obs, frame.candidate_subs)[0]
+        aid = frame.sub_owner[sub]
+        logits = agent.logits(aid, documented_features(frame.encoders[aid], obs))
+        keys = frame.by_id[aid].action_keys
+        if agent.greedy_sets is not None:
+            keep = set(agent.greedy_sets[aid])
+            logits = np.where([k in keep for k in keys], logits, -np.inf)
+        top = int(np.argmax(logits))
+        if top == 0 and agent.wait_confidence > 0:
+            p = np.exp(logits - logits[0])
+            if 1.0 / p.sum() < agent.wait_confidence:
+                top = int(np.argmax(logits[1:])) + 1
+        if top and frame.in_cooldown(aid, obs)[top]:
+            top = 0
+        return aid, top
+
+    chosen = set()
+    settings = ((single, None, 0.0), (single, None, 0.3), (ensemble, greedy_sets, 0.0))
+    for policies, greedy, wait in settings:
+        agent = TrainedAgent(
+            "distributed-local", ENV, fact, 0.8, "local", {}, Path("."), policies,
+            greedy_sets=greedy, wait_confidence=wait,
+        )  # fmt: skip
+        agent.bind(g2env)
+        for obs in states:
+            expected = reference(agent, obs)
+            assert agent.choose(obs, g2env) == expected
+            chosen.add(expected)
+            if expected[0] is not None:  # the scores are the (mean) probabilities
+                logits = agent.logits(expected[0], frame.encode(expected[0], obs))
+                p = np.exp(logits - logits[np.isfinite(logits)].max())
+                np.testing.assert_allclose(agent.scores(expected[0], obs), p / p.sum(), atol=1e-6)
+    # the states exercise CAPA's zones, acting, waiting and the safe rule
+    assert {aid for aid, _ in chosen} >= {None, *frame.agent_ids}
+    assert len({index for _, index in chosen if index and index > 0}) >= 5
+    assert (frame.agent_ids[0], 0) in chosen or (frame.agent_ids[1], 0) in chosen
+    g2env.close()
+
+
+def documented_features(encoder, obs) -> np.ndarray:
+    """The encoder's features by numpy array operations (its definition, group by group in
+    ``test_observation_encoder_matches_its_definition``), in float32 as it computes them."""
+    rho = obs.rho
+    raw = np.concatenate(
+        (
+            rho,
+            obs.line_status,
+            obs.time_before_cooldown_line,
+            obs.topo_vect,
+            obs.time_before_cooldown_sub,
+            (np.fmax.reduce(rho, initial=0.0),),
+        ),
+        dtype=np.float32,
+    )
+    x = raw[encoder.feature_index] / encoder.divisor + encoder.offset
+    return np.minimum(np.fmax(x, 0.0), encoder.upper)

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from gridfactor.agents.compiled import features, observed, raw_observation
 from gridfactor.errors import UserError
 from gridfactor.factorization import Cluster, Factorization
 
@@ -228,10 +229,10 @@ class ObservationEncoder:
         self.size = 3 * len(self.lines) + 2 * len(self.topo_pos) + len(self.subs) + 1
         # Every feature is clip(raw[index] / divisor + offset, 0, high) of one vector ``raw``
         # holding the observation's rho, line status, line cooldowns, topology, substation
-        # cooldowns and max rho: one gather and four array operations per decision (~5 us
-        # on case14; one operation per feature group took ~10 us, a quarter of a pure
-        # policy's decision). The topology indicators are clips too, of the bus numbers
-        # (-1, 1, 2): bus 2 = clip(bus - 1, 0, 1), disconnected = clip(-bus, 0, 1).
+        # cooldowns and max rho: one compiled loop over these tables (agents.compiled), which
+        # the trained agents' compiled decision shares. The topology indicators are clips
+        # too, of the bus numbers (-1, 1, 2): bus 2 = clip(bus - 1, 0, 1), disconnected =
+        # clip(-bus, 0, 1).
         if int(getattr(env, "n_busbar_per_sub", 2)) != 2:
             raise UserError(
                 f"the env has {env.n_busbar_per_sub} busbars per substation; gridfactor's agents "
@@ -250,33 +251,23 @@ class ObservationEncoder:
             (sub_cooldown + self.subs, COOLDOWN_SCALE, 0.0, 1.0),
             (np.array([max_rho]), 1.0, 0.0, RHO_CLIP),
         )
-        self._index = np.concatenate([np.asarray(pos, dtype=np.intp) for pos, *_ in groups])
+        self.feature_index = np.concatenate([np.asarray(pos, dtype=np.int64) for pos, *_ in groups])
 
         def per_feature(column: int) -> np.ndarray:
             return np.concatenate([np.full(len(g[0]), g[column], dtype=np.float32) for g in groups])
 
-        self._divisor, self._offset, self._high = per_feature(1), per_feature(2), per_feature(3)
+        self.divisor, self.offset, self.upper = per_feature(1), per_feature(2), per_feature(3)
+        self._tables = (
+            np.array([0, self.size], dtype=np.int64),
+            self.feature_index,
+            self.divisor,
+            self.offset,
+            self.upper,
+        )
 
     def __call__(self, obs: Any) -> np.ndarray:
         """(size,) float32 features of ``obs``."""
-        rho = obs.rho
-        # fmax(x, 0) is clip-at-0 that also maps NaN to 0 (np.nan_to_num costs 7 us a call)
-        raw = np.concatenate(
-            (
-                rho,
-                obs.line_status,
-                obs.time_before_cooldown_line,
-                obs.topo_vect,
-                obs.time_before_cooldown_sub,
-                (np.fmax.reduce(rho, initial=0.0),),
-            ),
-            dtype=np.float32,
-        )
-        x = raw[self._index]
-        x /= self._divisor
-        x += self._offset
-        np.fmax(x, 0.0, out=x)
-        return np.minimum(x, self._high, out=x)
+        return features(0, raw_observation(*observed(obs)), *self._tables)
 
     @property
     def high(self) -> float:

@@ -2,9 +2,11 @@
 
 An evaluation, the DAgger rounds and an exported agent only ever ask a policy for the logits
 of one observation. Through RLlib's RLModule (a dict batch, torch dispatch) that costs
-~140 us on case14; the same MLP as numpy matrix products costs a few us, which makes the
-pure policy's decision mostly the reading of the observation. The RLModule stays the
-reference: ``tests`` check that both give the same logits.
+~140 us on case14; these layers hold the same MLP as plain arrays (saved in ``.npz`` files,
+loaded without Ray). The trained agents decide with them through one compiled call
+(:mod:`gridfactor.agents.compiled`); ``__call__`` here is the numpy forward pass the
+compiled one is checked against, and the RLModule stays the reference of both (``tests``
+check that they give the same logits).
 """
 
 from __future__ import annotations

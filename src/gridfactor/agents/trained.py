@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from gridfactor.agents.compiled import CompiledAgents, compile_agents
 from gridfactor.agents.expert import best_by_simulation
 from gridfactor.agents.frame import DecisionFrame, frame_for
 from gridfactor.agents.policy_net import GreedyMLP, Policy, as_greedy
@@ -85,6 +86,8 @@ class TrainedAgent:
     greedy_sets: dict[str, list[tuple[int, int]]] | None = None
     _frame: DecisionFrame | None = field(default=None, init=False, repr=False)
     _greedy_masks: dict[str, np.ndarray] = field(default_factory=dict, init=False, repr=False)
+    _compiled: CompiledAgents | None = field(default=None, init=False, repr=False)
+    _agent_index: dict[str, int] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.policies = {aid: as_greedy(p) for aid, p in self.policies.items()}
@@ -127,6 +130,15 @@ class TrainedAgent:
                 mask = np.array([tuple(k) in keep for k in a.action_keys])
                 if not mask.all():
                     self._greedy_masks[a.agent_id] = mask
+        self._agent_index = {aid: i for i, aid in enumerate(frame.agent_ids)}
+        self._compiled = compile_agents(
+            frame.tables,
+            frame.rules.danger,
+            frame.agents,
+            [self.policies[a.agent_id] for a in frame.agents],
+            [self._greedy_masks.get(a.agent_id) for a in frame.agents],
+            self.wait_confidence,
+        )
         self._frame = frame
         return frame
 
@@ -134,19 +146,28 @@ class TrainedAgent:
         """(agent id, action index) the decision logic picks with no guard and CAPA;
         (None, -1) when the rules act; index 0 (do nothing) when the agent waits."""
         frame = self.bind(env)
-        if not frame.is_unsafe(obs):
-            return None, -1
-        aid, _ = frame.choose_agent(obs)
-        top = self.proposals(frame, aid, obs, 1)
-        return aid, top[0] if top else 0
+        agent, index = self._compiled.decide(obs)
+        return (None, -1) if agent < 0 else (frame.agent_ids[agent], index)
 
     def logits(self, aid: str, features: np.ndarray) -> np.ndarray:
-        """(n_actions,) policy logits of agent ``aid`` for a (d,) feature vector."""
+        """(n_actions,) logits of agent ``aid`` for a (d,) feature vector, by the numpy
+        layers (an ensemble's: the log of its mean probabilities): the reference the
+        compiled decision is checked against, and what scripts inspect."""
         return self.policies[aid](features)
+
+    def scores(self, aid: str, obs: Any) -> np.ndarray:
+        """(n_actions,) float64 probabilities of agent ``aid``'s actions in ``obs`` (an
+        ensemble's: the mean of its members'); the order of its logits."""
+        return self._compiled.scores(self._agent_index[aid], obs)
+
+    def feature_scores(self, aid: str, features: np.ndarray) -> np.ndarray:
+        """:meth:`scores` of agent ``aid`` for its (d,) observation features."""
+        return self._compiled.feature_scores(self._agent_index[aid], features)
 
     def proposals(self, frame: DecisionFrame, aid: str, obs: Any, k: int) -> list[int]:
         """Indices of agent ``aid``'s ``k`` most likely actions in ``obs``, without do
-        nothing and without the actions of substations in cooldown.
+        nothing and without the actions of substations in cooldown; with ``k == 1`` its
+        pure choice (the greedy set and the wait confidence apply).
 
         grid2op would refuse the latter (and play do nothing): the agent waits for its
         choice to become available rather than play a less likely action instead. The
@@ -154,19 +175,13 @@ class TrainedAgent:
         substations; on the 36-bus grid, taking the most likely *available* action cut
         the centralized clone's survival from 185 to 88 steps.
         """
-        logits = self.logits(aid, frame.encode(aid, obs))
+        if k == 1:
+            choice = self._compiled.choice(self._agent_index[aid], obs)
+            return [choice] if choice > 0 else []
+        # the first of equal scores first, as the stable sort gives (a guard's top k
+        # already holds the acting actions after do nothing)
+        top = np.argsort(-self.scores(aid, obs), kind="stable")[:k]
         cooling = frame.in_cooldown(aid, obs)
-        mask = self._greedy_masks.get(aid) if k == 1 else None
-        if mask is not None:  # the pure choice: among the greedy set only
-            logits = np.where(mask, logits, -np.inf)
-        # argmax is the first of the largest, as the stable sort's first
-        top = [int(np.argmax(logits))] if k == 1 else np.argsort(-logits, kind="stable")[:k]
-        # (a guard's top k already holds the acting actions after do nothing)
-        can_act = len(logits) > 1 and bool(np.isfinite(logits[1:]).any())
-        if k == 1 and top[0] == 0 and self.wait_confidence > 0.0 and can_act:
-            p_wait = 1.0 / np.exp(logits - logits[0]).sum()  # do nothing is the max
-            if p_wait < self.wait_confidence:  # not sure enough to wait: act
-                top = [int(np.argmax(logits[1:])) + 1]
         return [int(i) for i in top if i != 0 and not cooling[i]]
 
     def prepare(self, env: Any) -> None:
@@ -181,6 +196,13 @@ class TrainedAgent:
         its top ``guard`` and do nothing), or the best simulated of every agent's; do
         nothing when nothing is proposed."""
         frame = self.bind(env)
+        if self.coordinator == "capa" and self.guard == 0:  # the pure decision: one call
+            agent, index = self._compiled.decide(obs)
+            if agent < 0:
+                return frame.safe_action(obs, env.action_space)
+            if index == 0:
+                return env.action_space({})
+            return frame.action(frame.agent_ids[agent], index, obs)
         if not frame.is_unsafe(obs):
             return frame.safe_action(obs, env.action_space)
         if self.coordinator == "propose":
@@ -188,12 +210,8 @@ class TrainedAgent:
         else:
             agents, k = [frame.choose_agent(obs)[0]], self.guard
         proposed = [
-            frame.action(aid, i, obs)
-            for aid in agents
-            for i in self.proposals(frame, aid, obs, k or 1)
+            frame.action(aid, i, obs) for aid in agents for i in self.proposals(frame, aid, obs, k)
         ]
-        if k == 0:  # greedy: the one proposal, if any
-            return proposed[-1] if proposed else env.action_space({})
         candidates = [env.action_space({}), *proposed]  # do nothing first: it wins ties
         best, _, _ = best_by_simulation(obs, candidates)
         return candidates[best]
