@@ -1,15 +1,17 @@
 """A trained agent's pure decision as one compiled function.
 
 A pure decision (is the grid unsafe, CAPA's substation, the zone's observation, its policy's
-forward pass, the greedy choice and the cooldown check) is ~35 small numpy operations: 46 us
-back to back on case14, ~75 us between two grid2op steps, where every operation meets cold
-caches. Here it is one numba function over flat tables built once per decision frame:
-a decision in play costs a few microseconds.
+forward pass, the greedy choice and the cooldown check) was ~35 small numpy operations,
+each of which meets cold caches between two grid2op steps. Here it is one numba function
+over flat tables built once per decision frame: on case14 21 us back to back and ~58 us in
+play, against 65 and ~121 us for the numpy path on the same machine
+(``benchmarks/decision.py``). The observation encoder and CAPA's choice of a zone use the
+same kernels, so the agents, the experts and the demonstrations read a state alike.
 
-The numpy pieces it replaces (:class:`~gridfactor.agents.cluster.ObservationEncoder`,
-:meth:`~gridfactor.agents.high_level.HighLevelRules.rank_substations`,
-:class:`~gridfactor.agents.policy_net.GreedyMLP`) stay the reference: ``tests`` check that
-both choose the same action on real states.
+The numpy reference of each piece stays: CAPA's full ranking
+(:meth:`~gridfactor.agents.high_level.HighLevelRules.rank_substations`), the encoder's
+definition, the numpy layers (:class:`~gridfactor.agents.policy_net.GreedyMLP`); ``tests``
+check that the compiled decision chooses as they do on real states.
 
 Scores: per action, the policy's probability (softmax of its logits; for an ensemble the
 mean of its members' probabilities, 0 for an action no member knows). Their order is the
