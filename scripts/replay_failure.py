@@ -1,6 +1,7 @@
 """Why a trained agent lost a held-out episode: its last decisions before the game over.
 
 Usage: python scripts/replay_failure.py EVALUATION RUN --episode N [--last 5]
+       [--no-overflow-disconnection]
 
 Replays episode N of a ``gridfactor evaluate`` run directory (its ``scenarios.csv``: chronic,
 start, seed) with the pure policy of the training run RUN, as the evaluation plays it, and
@@ -9,6 +10,13 @@ CAPA handed the decision to, the policy's three most likely actions with their
 probabilities (index, substation, bus of each of its elements), the index of the action
 played (0: do nothing) and what ``obs.simulate`` says of it (max rho one step ahead, or the
 exception that ends the episode).
+
+With ``--no-overflow-disconnection`` ``obs.simulate`` runs with grid2op's overflow
+disconnection off (the replay itself is unchanged: the pure policy simulates nothing), and
+prints the lines the action would push beyond the hard overflow threshold (they trip at
+once) and those it leaves over 1 with how long they have been (they trip when that exceeds
+the allowed steps): a game over "non connected grid" is often the end of such a trip (the
+grid splits and the power flow of the split grid fails), not a topology split by itself.
 """
 
 from __future__ import annotations
@@ -41,6 +49,12 @@ def main() -> None:
     parser.add_argument("run", type=Path)
     parser.add_argument("--episode", type=int, required=True)
     parser.add_argument("--last", type=int, default=5, help="decisions shown")
+    parser.add_argument(
+        "--no-overflow-disconnection",
+        action="store_true",
+        help="simulate without grid2op's overflow disconnection; show the lines beyond the "
+        "hard overflow threshold",
+    )
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     path = args.evaluation / "scenarios.csv"
@@ -57,6 +71,12 @@ def main() -> None:
     scenario = Scenario(**{k: row[k] for k in Scenario.__dataclass_fields__})
     agent = load_trained_agent(args.run)
     env = make_env(agent.env_name)
+    hard = float(env.parameters.HARD_OVERFLOW_THRESHOLD)
+    allowed = int(env.parameters.NB_TIMESTEP_OVERFLOW_ALLOWED)
+    if args.no_overflow_disconnection:  # obs.simulate only; taken at the next reset
+        params = env.parameters
+        params.NO_OVERFLOW_DISCONNECTION = True
+        env.change_forecast_parameters(params)
     obs = reset_env(env, seed=int(scenario.seed), options=scenario.reset_options())
     agent.prepare(env)
     frame = agent.bind(env)
@@ -77,6 +97,16 @@ def main() -> None:
                 if over and sim_info.get("exception")
                 else f"max rho {float(np.max(ahead.rho)):.3f}"
             )
+            if args.no_overflow_disconnection and not over:
+                rho = np.asarray(ahead.rho)
+                beyond = np.flatnonzero(rho > hard).tolist()
+                # a line over 1 for more than the allowed steps trips too: its counter
+                over_one = np.flatnonzero(rho > 1)
+                overloaded = {int(i): int(obs.timestep_overflow[i]) for i in over_one}
+                outcome += (
+                    f" (overflow disconnection off; lines beyond {hard:g}: {beyond}; "
+                    f"lines over 1: steps overloaded so far {overloaded}, {allowed} allowed)"
+                )
             likely = ", ".join(f"{describe(frame, aid, int(i))}: {probs[i]:.2f}" for i in top)
             # the pure choice (greedy set, cooldown and wait rules applied): what act played
             _, played = agent.choose(obs, env)

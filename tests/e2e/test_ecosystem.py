@@ -563,8 +563,8 @@ def test_replay_failure_replays_the_evaluated_episodes(zones_run: Path, tmp_path
     assert episodes["decisions"].sum() > 0  # something to replay
     script = Path(__file__).resolve().parents[2] / "scripts" / "replay_failure.py"
 
-    def replay(episode: int) -> subprocess.CompletedProcess:
-        args = [str(out), str(zones_run), "--episode", str(episode), "--last", "10000"]
+    def replay(episode: int, *flags: str) -> subprocess.CompletedProcess:
+        args = [str(out), str(zones_run), "--episode", str(episode), "--last", "10000", *flags]
         return subprocess.run(
             [sys.executable, str(script), *args], capture_output=True, text=True, timeout=600
         )
@@ -579,5 +579,13 @@ def test_replay_failure_replays_the_evaluated_episodes(zones_run: Path, tmp_path
             assert f"game over at step {row.start + row.survived}" in head, head
         assert len(lines) == row.decisions
         assert all("played #" in line and "simulated: " in line for line in lines)
+    # simulating without overflow disconnection changes what is printed, not the replay
+    row = episodes.iloc[0]
+    proc = replay(int(row.episode), "--no-overflow-disconnection")
+    assert proc.returncode == 0, proc.stderr
+    head, *lines = proc.stdout.strip().splitlines()
+    assert head == replay(int(row.episode)).stdout.strip().splitlines()[0]
+    assert len(lines) == row.decisions
+    assert all("overflow disconnection off" in line for line in lines if "game over" not in line)
     proc = replay(7)
     assert proc.returncode != 0 and "no episode 7" in proc.stderr
