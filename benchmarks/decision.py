@@ -91,21 +91,7 @@ def numpy_reference(agent, frame, env):
         if not frame.is_unsafe(obs):
             return frame.safe_action(obs, env.action_space)
         aid = frame.sub_owner[frame.rules.rank_substations(obs, frame.candidate_subs)[0]]
-        encoder = frame.encoders[aid]
-        rho = obs.rho
-        raw = np.concatenate(
-            (
-                rho,
-                obs.line_status,
-                obs.time_before_cooldown_line,
-                obs.topo_vect,
-                obs.time_before_cooldown_sub,
-                (np.fmax.reduce(rho, initial=0.0),),
-            ),
-            dtype=np.float32,
-        )
-        x = raw[encoder.feature_index] / encoder.divisor + encoder.offset
-        logits = agent.logits(aid, np.minimum(np.fmax(x, 0.0), encoder.upper))
+        logits = agent.logits(aid, frame.encoders[aid].reference(obs))
         top = int(np.argmax(logits))
         if top == 0 or frame.in_cooldown(aid, obs)[top]:
             return env.action_space({})

@@ -167,9 +167,10 @@ def test_observation_encoder_matches_its_definition(obs, g2env):
         ).astype(np.float32)
 
     for agent in build_agents(case14_factorization(g2env), g2env):
-        local = ObservationEncoder(agent, g2env, "local")(obs)
+        encoder = ObservationEncoder(agent, g2env, "local")
         expected = features(agent.lines, agent.topo_pos, agent.subs)
-        assert local.dtype == np.float32 and np.array_equal(local, expected)
+        for local in (encoder(obs), encoder.reference(obs)):  # compiled, numpy reference
+            assert local.dtype == np.float32 and np.array_equal(local, expected)
     all_lines, all_pos = np.arange(g2env.n_line), np.arange(g2env.dim_topo)
     global_ = ObservationEncoder(agent, g2env, "global")(obs)
     assert np.array_equal(global_, features(all_lines, all_pos, np.arange(g2env.n_sub)))
@@ -513,7 +514,7 @@ def random_module(n_features: int, n_actions: int, seed: int):
 def test_compiled_decision_matches_the_numpy_reference():
     """The pure decision (one compiled call: CAPA, the zone's features, its policy, the
     greedy set, the wait confidence, the cooldown check) chooses, state by state, what the
-    numpy reference chooses: ``rank_substations``, the encoder's documented features, the
+    numpy reference chooses: ``rank_substations``, the encoder's numpy reference, the
     numpy layers' logits (an ensemble's log mean probabilities), argmax. Real case14 states
     from random topology actions (buses 2, cooldowns, out lines); random policies, so that
     the choices vary; single policies and an ensemble with a greedy set, waiting greedily
@@ -567,7 +568,7 @@ def test_compiled_decision_matches_the_numpy_reference():
             return None, -1
         sub = frame.rules.rank_substations(obs, frame.candidate_subs)[0]
         aid = frame.sub_owner[sub]
-        logits = agent.logits(aid, documented_features(frame.encoders[aid], obs))
+        logits = agent.logits(aid, frame.encoders[aid].reference(obs))
         keys = frame.by_id[aid].action_keys
         if agent.greedy_sets is not None:
             keep = set(agent.greedy_sets[aid])
@@ -602,25 +603,6 @@ def test_compiled_decision_matches_the_numpy_reference():
     assert len({index for _, index in chosen if index and index > 0}) >= 5
     assert (frame.agent_ids[0], 0) in chosen or (frame.agent_ids[1], 0) in chosen
     g2env.close()
-
-
-def documented_features(encoder, obs) -> np.ndarray:
-    """The encoder's features by numpy array operations (its definition, group by group in
-    ``test_observation_encoder_matches_its_definition``), in float32 as it computes them."""
-    rho = obs.rho
-    raw = np.concatenate(
-        (
-            rho,
-            obs.line_status,
-            obs.time_before_cooldown_line,
-            obs.topo_vect,
-            obs.time_before_cooldown_sub,
-            (np.fmax.reduce(rho, initial=0.0),),
-        ),
-        dtype=np.float32,
-    )
-    x = raw[encoder.feature_index] / encoder.divisor + encoder.offset
-    return np.minimum(np.fmax(x, 0.0), encoder.upper)
 
 
 PREPARE_SCRIPT = """

@@ -269,6 +269,25 @@ class ObservationEncoder:
         """(size,) float32 features of ``obs``."""
         return features(0, raw_observation(*observed(obs)), *self._tables)
 
+    def reference(self, obs: Any) -> np.ndarray:
+        """The same features by numpy array operations, in float32 as the compiled loop
+        computes them: the reference that tests and ``benchmarks/decision.py`` check and time
+        the compiled decision against."""
+        rho = obs.rho
+        raw = np.concatenate(
+            (
+                rho,
+                obs.line_status,
+                obs.time_before_cooldown_line,
+                obs.topo_vect,
+                obs.time_before_cooldown_sub,
+                (np.fmax.reduce(rho, initial=0.0),),  # max rho, NaN ignored
+            ),
+            dtype=np.float32,
+        )
+        x = raw[self.feature_index] / self.divisor + self.offset
+        return np.minimum(np.fmax(x, 0.0), self.upper)  # fmax: NaN -> 0
+
     @property
     def high(self) -> float:
         return RHO_CLIP
