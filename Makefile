@@ -1,6 +1,8 @@
 # Two commands on a fresh machine: `make demo` (set up + run the default job), `make test`.
 PYTHON ?= python3
-PYTEST_ARGS ?= -m "not slow"
+# two pytest workers, one test file each at a time (a file's tests share its fixtures):
+# most tests run one single-threaded subprocess, so two at once fill the two cores
+PYTEST_ARGS ?= -m "not slow" -n 2 --dist loadfile
 VENV ?= .venv
 BIN := $(VENV)/bin
 

@@ -54,6 +54,8 @@ def _run_killing_one_worker(task_name: str, job: Callable[[], T]) -> tuple[T, in
         except BaseException as exc:  # noqa: BLE001 - reported by the main thread
             errors.append(exc)
 
+    if ray.is_initialized():  # a fresh session: its logs count only this job's attempts
+        ray.shutdown()
     thread = threading.Thread(target=run)
     try:
         thread.start()
