@@ -1,7 +1,7 @@
 """Why a trained agent lost a held-out episode: its last decisions before the game over.
 
 Usage: python scripts/replay_failure.py EVALUATION RUN --episode N [--last 5]
-       [--no-overflow-disconnection]
+       [--no-overflow-disconnection] [--teacher]
 
 Replays episode N of a ``gridfactor evaluate`` run directory (its ``scenarios.csv``: chronic,
 start, seed) with the pure policy of the training run RUN, as the evaluation plays it, and
@@ -17,6 +17,13 @@ prints the lines the action would push beyond the hard overflow threshold (they 
 once) and those it leaves over 1 with how long they have been (they trip when that exceeds
 the allowed steps): a game over "non connected grid" is often the end of such a trip (the
 grid splits and the power flow of the split grid fails), not a topology split by itself.
+
+With ``--teacher`` each decision also shows the zone expert's label in the same state (the
+demonstrations' teacher: the candidate of CAPA's zone with the lowest simulated max rho,
+do nothing first) and the simulated max rho of the policy's three most likely actions, both
+as the teacher simulates them (on the next step's forecast injections, where the played
+action's outcome above uses the current ones), so a lost episode shows where the clone
+leaves its teacher and by how much the teacher's choice was better one step ahead.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from gridfactor.agents.expert import best_by_simulation
 from gridfactor.agents.trained import load_trained_agent
 from gridfactor.envs.grid2op_env import make_env, reset_env
 from gridfactor.evaluate.scenarios import Scenario
@@ -54,6 +62,11 @@ def main() -> None:
         action="store_true",
         help="simulate without grid2op's overflow disconnection; show the lines beyond the "
         "hard overflow threshold",
+    )
+    parser.add_argument(
+        "--teacher",
+        action="store_true",
+        help="also show the zone expert's label and the simulated max rho of the top three",
     )
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
@@ -108,6 +121,14 @@ def main() -> None:
                     f"lines over 1: steps overloaded so far {overloaded}, {allowed} allowed)"
                 )
             likely = ", ".join(f"{describe(frame, aid, int(i))}: {probs[i]:.2f}" for i in top)
+            if args.teacher:
+                candidates = frame.candidates(aid, obs)  # do nothing first, as the teacher
+                best, rho, _ = best_by_simulation(obs, candidates, frame.in_cooldown(aid, obs))
+                likely += (
+                    " (simulated max rho "
+                    + ", ".join(f"{rho[i]:.3f}" for i in top)
+                    + f"); teacher: {describe(frame, aid, best)} at {rho[best]:.3f}"
+                )
             # the pure choice (greedy set, cooldown and wait rules applied): what act played
             _, played = agent.choose(obs, env)
             decisions.append(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -579,13 +580,20 @@ def test_replay_failure_replays_the_evaluated_episodes(zones_run: Path, tmp_path
             assert f"game over at step {row.start + row.survived}" in head, head
         assert len(lines) == row.decisions
         assert all("played #" in line and "simulated: " in line for line in lines)
-    # simulating without overflow disconnection changes what is printed, not the replay
+    # simulating without overflow disconnection, or the teacher's label, changes what is
+    # printed, not the replay
     row = episodes.iloc[0]
-    proc = replay(int(row.episode), "--no-overflow-disconnection")
+    proc = replay(int(row.episode), "--no-overflow-disconnection", "--teacher")
     assert proc.returncode == 0, proc.stderr
     head, *lines = proc.stdout.strip().splitlines()
     assert head == replay(int(row.episode)).stdout.strip().splitlines()[0]
     assert len(lines) == row.decisions
     assert all("overflow disconnection off" in line for line in lines if "game over" not in line)
+    # the teacher's label is the lowest simulated max rho of its zone: never above the top 3's
+    for line in lines:
+        top3 = re.search(r"\(simulated max rho ([^)]*)\); teacher: #\d+ .* at ([\d.inf]+);", line)
+        assert top3, line
+        teacher = float(top3.group(2))
+        assert all(teacher <= float(r) + 1e-3 for r in top3.group(1).split(", ")), line
     proc = replay(7)
     assert proc.returncode != 0 and "no episode 7" in proc.stderr
