@@ -69,6 +69,13 @@ def main() -> None:
         help="also show the zone expert's label and the simulated max rho of the top three",
     )
     args = parser.parse_args()
+    if args.teacher and args.no_overflow_disconnection:
+        # the simulations follow the env's forecast parameters: without the protection the
+        # teacher would see candidates that trip a line as feasible
+        raise SystemExit(
+            "error: --teacher simulates as the teacher does (line protection on); "
+            "run it without --no-overflow-disconnection"
+        )
     warnings.filterwarnings("ignore")
     path = args.evaluation / "scenarios.csv"
     if not path.is_file():

@@ -570,10 +570,12 @@ def test_replay_failure_replays_the_evaluated_episodes(zones_run: Path, tmp_path
             [sys.executable, str(script), *args], capture_output=True, text=True, timeout=600
         )
 
+    heads = {}
     for row in episodes.itertuples():
         proc = replay(row.episode)
         assert proc.returncode == 0, proc.stderr
         head, *lines = proc.stdout.strip().splitlines()
+        heads[row.episode] = head
         if row.completed:
             assert head.endswith("completed"), head
         else:
@@ -583,12 +585,18 @@ def test_replay_failure_replays_the_evaluated_episodes(zones_run: Path, tmp_path
     # simulating without overflow disconnection, or the teacher's label, changes what is
     # printed, not the replay
     row = episodes.iloc[0]
-    proc = replay(int(row.episode), "--no-overflow-disconnection", "--teacher")
+    plain_head = heads[row.episode]
+    proc = replay(int(row.episode), "--no-overflow-disconnection")
     assert proc.returncode == 0, proc.stderr
     head, *lines = proc.stdout.strip().splitlines()
-    assert head == replay(int(row.episode)).stdout.strip().splitlines()[0]
+    assert head == plain_head
     assert len(lines) == row.decisions
     assert all("overflow disconnection off" in line for line in lines if "game over" not in line)
+    proc = replay(int(row.episode), "--teacher")
+    assert proc.returncode == 0, proc.stderr
+    head, *lines = proc.stdout.strip().splitlines()
+    assert head == plain_head
+    assert len(lines) == row.decisions
     # the teacher's label is the lowest simulated max rho of its zone: never above the top 3's
     for line in lines:
         top3 = re.search(r"\(simulated max rho ([^)]*)\); teacher: #\d+ .* at ([\d.inf]+);", line)
@@ -597,3 +605,5 @@ def test_replay_failure_replays_the_evaluated_episodes(zones_run: Path, tmp_path
         assert all(teacher <= float(r) + 1e-3 for r in top3.group(1).split(", ")), line
     proc = replay(7)
     assert proc.returncode != 0 and "no episode 7" in proc.stderr
+    proc = replay(int(row.episode), "--teacher", "--no-overflow-disconnection")
+    assert proc.returncode != 0 and "without --no-overflow-disconnection" in proc.stderr
