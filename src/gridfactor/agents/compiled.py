@@ -50,7 +50,8 @@ class FrameTables:
 
     def capa_first(self, obs: Any) -> int:
         """Index of the candidate CAPA ranks first in ``obs``."""
-        return int(_capa_first(obs.rho, *self.capa))
+        subs, padded, counts, _ = self.capa  # the owners serve the decision, not the ranking
+        return int(_capa_first(obs.rho, subs, padded, counts))
 
     def features(self, agent: int, obs: Any) -> np.ndarray:
         """(d,) float32 features of agent ``agent`` in ``obs``."""
@@ -381,7 +382,7 @@ def _agent_choice(
 
 
 @njit(cache=True)
-def _capa_first(rho, subs, padded, counts, owners):  # pragma: no cover
+def _capa_first(rho, subs, padded, counts):  # pragma: no cover
     """Index of the CAPA candidate ranked first: the largest max rho of its lines, then
     the largest mean, then the lowest substation (candidates come sorted); one without
     lines (count 0) only when no candidate has lines (then the first)."""
@@ -438,7 +439,7 @@ def _decide(
             break
     if not unsafe:
         return -1, -1
-    agent = owners[_capa_first(rho, subs, padded, counts, owners)]
+    agent = owners[_capa_first(rho, subs, padded, counts)]
     choice = _agent_choice(
         agent, rho, line_status, line_cooldown, topo_vect, sub_cooldown, wait_confidence,
         start, feature_index, divisor, offset, upper, member_start, layer_start,
