@@ -121,7 +121,7 @@ def evaluate_cmd(
     import pandas as pd
 
     from gridfactor.agents.baselines import parse_agent_names
-    from gridfactor.evaluate.report import console_table
+    from gridfactor.evaluate.report import console_table, loss_moments, read_episodes
     from gridfactor.evaluate.runner import EvalConfig, evaluate
     from gridfactor.evaluate.scenarios import (
         parse_checkpoints,
@@ -161,6 +161,8 @@ def evaluate_cmd(
     )
     run_dir = evaluate(config)
     typer.echo(console_table(pd.read_csv(run_dir / "results.csv")))
+    for line in loss_moments(read_episodes(run_dir)):
+        typer.echo(line)
     typer.echo(f"results: {run_dir / 'results.md'} (per episode: {run_dir / 'episodes.csv'})")
     if save_episodes:
         from gridfactor.envs.grid2op_env import env_data_dir

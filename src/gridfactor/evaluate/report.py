@@ -317,6 +317,73 @@ def plot_learning_curves(curves: dict[str, pd.DataFrame]) -> Any:
     return fig
 
 
+def read_episodes(run_dir: str | Path) -> pd.DataFrame:
+    """An evaluation's ``episodes.csv`` (chronic names stay strings: '001')."""
+    return pd.read_csv(Path(run_dir) / "episodes.csv", dtype={"chronic_name": str})
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
+# Lost episodes whose game overs are at most this many grid steps apart (an hour of 5-minute
+# steps) in the same chronic are lost at one moment of it.
+MOMENT_STEPS = 12
+
+
+def loss_moments(episodes: pd.DataFrame) -> list[str]:
+    """Notes for held-out episodes that overlap (several episodes drawn in one chronic share
+    its steps): how often each step is played, and per agent how many moments of the
+    chronics its lost episodes end at. Six weeks lost at one moment are one event, which
+    the table's interval (episodes taken as independent) does not say. Empty when the
+    episodes do not overlap.
+
+    ``episodes``: one row per (agent, episode) with chronic_name, start, length, survived,
+    completed (``episodes.csv``).
+    """
+    scenarios = episodes.drop_duplicates("episode")
+    played, distinct = 0, 0
+    for _, group in scenarios.groupby("chronic_name"):
+        steps = np.concatenate(
+            [np.arange(s, s + n) for s, n in zip(group["start"], group["length"], strict=True)]
+        )
+        played += steps.size
+        distinct += np.unique(steps).size
+    if played == distinct:
+        return []
+    lines = [
+        f"overlapping held-out episodes: {len(scenarios)} episodes play {distinct} distinct "
+        f"steps of {_count(scenarios['chronic_name'].nunique(), 'chronic')}, each "
+        f"{played / distinct:.1f} times on average"
+    ]
+    lost = episodes[~episodes["completed"].astype(bool)]
+    parts = []
+    for agent, group in lost.groupby("agent", sort=False):
+        moments: list[tuple[str, int, int, int]] = []  # (chronic, first, last, episodes)
+        for chronic, rows in group.groupby("chronic_name"):
+            for end in np.sort((rows["start"] + rows["survived"]).to_numpy()):
+                if moments and moments[-1][0] == chronic and end - moments[-1][2] <= MOMENT_STEPS:
+                    first, _, count = moments[-1][1:]
+                    moments[-1] = (chronic, first, int(end), count + 1)
+                else:
+                    moments.append((chronic, int(end), int(end), 1))
+        if len(moments) < len(group):
+            shared = "; ".join(
+                f"{n} at {c} step {a}" + (f"-{b}" if b > a else "")
+                for c, a, b, n in moments
+                if n > 1
+            )
+            parts.append(
+                f"{agent} {len(group)} lost at {_count(len(moments), 'moment')} ({shared})"
+            )
+    if parts:
+        lines.append(
+            "episodes lost at the same moment of a chronic (one event, not independent "
+            "losses): " + ", ".join(parts)
+        )
+    return lines
+
+
 def write_reports(
     out: Path, episodes: pd.DataFrame, run_configs: list[dict[str, Any]], labels=None
 ) -> pd.DataFrame:
@@ -329,9 +396,14 @@ def write_reports(
         paired = paired_differences(episodes)
         write_csv(out / "paired.csv", paired)
         note = score_note(episodes)
+        moments = "".join(f"\n{line}\n" for line in loss_moments(episodes))
         write_text(
             out / "results.md",
-            markdown_table(table) + (f"\n{note}" if note else "") + "\n" + paired_markdown(paired),
+            markdown_table(table)
+            + (f"\n{note}" if note else "")
+            + moments
+            + "\n"
+            + paired_markdown(paired),
         )
         save_figure(
             plot_survival_per_scenario(episodes), out / "plots" / "survival_per_scenario.png"

@@ -40,7 +40,13 @@ from gridfactor.agents.baselines import BASELINES
 from gridfactor.agents.high_level import DANGER, check_danger, check_reconnect
 from gridfactor.envs.chronics import check_augment
 from gridfactor.errors import UserError
-from gridfactor.evaluate.report import console_table, markdown_table, paired_markdown
+from gridfactor.evaluate.report import (
+    console_table,
+    loss_moments,
+    markdown_table,
+    paired_markdown,
+    read_episodes,
+)
 from gridfactor.evaluate.runner import DEFAULT_ENV, EvalConfig, evaluate
 from gridfactor.factorization import Factorization
 from gridfactor.parallel import ParallelConfig
@@ -559,7 +565,7 @@ def write_report(out: Path, config: CompareConfig, budget: Preset, stages: dict)
         "Per-episode results: `evaluate/episodes.csv`.",
         "",
     ]
-    heads = headline(results) + saturation(results)
+    heads = headline(results) + saturation(results) + loss_moments(read_episodes(out / "evaluate"))
     lines[2:2] = [*heads, ""] if heads else []
     text = "\n".join(lines)
     write_text(out / "report.md", text)
