@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from gridfactor.agents.expert import best_by_simulation
+from gridfactor.agents.expert import zone_label
 from gridfactor.agents.trained import load_trained_agent
 from gridfactor.envs.grid2op_env import make_env, reset_env
 from gridfactor.evaluate.scenarios import Scenario
@@ -129,8 +129,7 @@ def main() -> None:
                 )
             likely = ", ".join(f"{describe(frame, aid, int(i))}: {probs[i]:.2f}" for i in top)
             if args.teacher:
-                candidates = frame.candidates(aid, obs)  # do nothing first, as the teacher
-                best, rho, _ = best_by_simulation(obs, candidates, frame.in_cooldown(aid, obs))
+                best, rho, _ = zone_label(frame, aid, obs)  # the demonstrations' teacher
                 likely += (
                     " (simulated max rho "
                     + ", ".join(f"{rho[i]:.3f}" for i in top)

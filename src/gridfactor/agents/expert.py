@@ -47,6 +47,20 @@ def best_by_simulation(
     return evaluation.best(), evaluation.max_rho, evaluation.outcome
 
 
+def zone_label(
+    frame: Any, zone: str, obs: Any, skip: np.ndarray | None = None
+) -> tuple[int, np.ndarray, np.ndarray]:
+    """The zone expert's label for ``zone`` of a decision frame in ``obs``: its actions
+    (do nothing first) simulated, those whose substation cools skipped; returns
+    :func:`best_by_simulation`'s (best, max rho, outcomes) over the zone's actions.
+
+    ``skip``: (n_actions,) bool, more actions not to simulate (what a guard does not ask).
+    """
+    cooling = frame.in_cooldown(zone, obs)
+    skip = cooling if skip is None else cooling | skip
+    return best_by_simulation(obs, frame.candidates(zone, obs, skip), skip)
+
+
 class Recovery:
     """Put a split substation back to its reference topology (every element on busbar 1)
     when a simulation says it is safe: the rule that lets l2rpn-baselines' ExpertAgent

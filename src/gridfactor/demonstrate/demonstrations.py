@@ -233,7 +233,7 @@ def run_chunk(chunk: Chunk) -> list[dict[str, Any]]:
     """Play the chunk's episodes (the zone expert, ``policy``, or its guarded agent); one
     record per decision and labelled zone (the decider first)."""
     from gridfactor.agents.cluster import ObservationEncoder
-    from gridfactor.agents.expert import best_by_simulation
+    from gridfactor.agents.expert import zone_label
 
     warnings.filterwarnings("ignore")
     env = _decision_env(chunk)
@@ -255,13 +255,12 @@ def run_chunk(chunk: Chunk) -> list[dict[str, Any]]:
             for zone in labelled:
                 agent = env.by_id[zone]
                 tic = time.perf_counter()
-                skip = env.frame.in_cooldown(zone, g2obs)
-                if chunk.config.guard:
-                    unasked = _guard_skip(policy, agent, g2obs, env.g2env, chunk.config.guard)
-                    skip = skip | unasked
-                best, rhos, outcomes = best_by_simulation(
-                    g2obs, env.frame.candidates(zone, g2obs, skip), skip
+                unasked = (
+                    _guard_skip(policy, agent, g2obs, env.g2env, chunk.config.guard)
+                    if chunk.config.guard
+                    else None
                 )
+                best, rhos, outcomes = zone_label(env.frame, zone, g2obs, unasked)
                 if chunk.config.guard:
                     outcomes[unasked] = -1  # not simulated (as in training's outcome codes)
                 expert_s = time.perf_counter() - tic
