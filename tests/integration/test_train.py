@@ -116,6 +116,12 @@ def test_split():
     assert two["train"]["chronics"] == [0] and two["validation"]["chronics"] == [1]
     one = make_split(1, 0.25)
     assert one["kind"] == "time" and one["train"]["start_range"] == [0.0, 0.75]
+    other_fold = make_split(2, 0.2, held_out=(0,))
+    assert other_fold["train"]["chronics"] == [1] and other_fold["validation"]["chronics"] == [0]
+    assert make_split(5, 0.2, held_out=(3, 1))["train"]["chronics"] == [0, 2, 4]
+    for bad in ((2,), (0, 1), (-1,)):
+        with pytest.raises(UserError, match="leave at least one to train on"):
+            make_split(2, 0.2, held_out=bad)
 
 
 def test_bad_inputs(tmp_path, fact_path):

@@ -9,7 +9,7 @@ import typer
 
 from gridfactor.agents.high_level import DANGER
 from gridfactor.cli.app import app
-from gridfactor.cli.options import OVERWRITE, RAY_ADDRESS, RESUME, SEED, WORKERS
+from gridfactor.cli.options import HELD_OUT, OVERWRITE, RAY_ADDRESS, RESUME, SEED, WORKERS
 
 
 @app.command("evaluate")
@@ -247,6 +247,7 @@ def compare_cmd(
         help="Use these zones (a gridfactor factorization.json of the env) instead of the "
         "factorize stage.",
     ),
+    held_out: str = HELD_OUT,
     score: str = typer.Option(
         None,
         "--score",
@@ -260,7 +261,7 @@ def compare_cmd(
     overwrite: bool = OVERWRITE,
 ) -> None:
     """factorize -> demonstrate -> imitate + PPO (distributed, centralized) -> evaluate."""
-    from gridfactor.evaluate.scenarios import parse_guards
+    from gridfactor.evaluate.scenarios import parse_chronics, parse_guards
     from gridfactor.experiments.compare import CompareConfig, compare
     from gridfactor.parallel import ParallelConfig
 
@@ -290,6 +291,7 @@ def compare_cmd(
             overrides=overrides,
             factorization=str(factorization) if factorization else None,
             score=score,
+            held_out=parse_chronics(held_out, "--held-out") or (),
             out=str(out),
             parallel=ParallelConfig(workers, ray_address),
             resume=resume,

@@ -24,6 +24,12 @@ AUGMENT = typer.Option(
     help="0: play the training chronics as they are; A > 0: each episode plays a perturbed "
     "copy (loads scaled by a level in [1-A, 1+A], each load and generator by its own factor).",
 )
+HELD_OUT = typer.Option(
+    None,
+    "--held-out",
+    help="Chronic ids held out, e.g. 0 or 2-4 (another fold): training plays the others "
+    "[default: the last --validation-fraction of the chronics].",
+)
 RESUME = typer.Option(False, "--resume", help="Continue the run in --out.")
 OVERWRITE = typer.Option(False, "--overwrite", help="Delete --out and start afresh.")
 THRESHOLD = typer.Option(

@@ -10,6 +10,7 @@ from gridfactor.agents.high_level import DANGER
 from gridfactor.cli.app import app
 from gridfactor.cli.options import (
     AUGMENT,
+    HELD_OUT,
     OVERWRITE,
     RAY_ADDRESS,
     RECONNECT,
@@ -88,6 +89,7 @@ def train_command(
     validation_fraction: float = typer.Option(
         0.2, "--validation-fraction", help="Share of chronics (or time) held out."
     ),
+    held_out: str = HELD_OUT,
     train_batch_size: int = typer.Option(1000, "--train-batch-size", help="PPO batch."),
     minibatch_size: int = typer.Option(128, "--minibatch-size", help="PPO minibatch."),
     num_epochs: int = typer.Option(5, "--num-epochs", help="PPO epochs per batch."),
@@ -109,6 +111,7 @@ def train_command(
     overwrite: bool = OVERWRITE,
 ) -> None:
     """Train RLlib PPO: one policy per cluster of --factorization, or --centralized."""
+    from gridfactor.evaluate.scenarios import parse_chronics
     from gridfactor.train.run import TrainConfig, train
 
     config = TrainConfig(
@@ -132,6 +135,7 @@ def train_command(
         reward=reward,
         augment=augment,
         validation_fraction=validation_fraction,
+        held_out=parse_chronics(held_out, "--held-out") or (),
         train_batch_size=train_batch_size,
         minibatch_size=minibatch_size,
         num_epochs=num_epochs,
@@ -164,6 +168,7 @@ def demonstrate_command(
     validation_fraction: float = typer.Option(
         0.2, "--validation-fraction", help="Held-out share (never played; as in train)."
     ),
+    held_out: str = HELD_OUT,
     label_zones: str = typer.Option(
         "all",
         "--label-zones",
@@ -194,6 +199,7 @@ def demonstrate_command(
 
     from gridfactor.demonstrate.demonstrations import DemonstrateConfig, demonstrate
     from gridfactor.envs.grid2op_env import AGENT_ACTION_TYPES, check_action_support
+    from gridfactor.evaluate.scenarios import parse_chronics
     from gridfactor.factorization import Factorization
     from gridfactor.parallel import ParallelConfig
 
@@ -207,6 +213,7 @@ def demonstrate_command(
         reconnect=reconnect,
         explore=explore,
         validation_fraction=validation_fraction,
+        held_out=parse_chronics(held_out, "--held-out") or (),
         seed=seed,
         label_zones=label_zones,
         policy=str(policy) if policy else None,

@@ -80,8 +80,8 @@ class DemonstrateConfig:
     n_episodes: decision-env episodes of at most ``episode_steps`` grid2op steps, starting
         at random times of the training chronics.
     explore: probability of playing do nothing instead of the expert's action.
-    validation_fraction: the train/validation split of ``gridfactor train`` (the held-out
-        chronics are never played).
+    validation_fraction / held_out: the train/validation split of ``gridfactor train``
+        (``gridfactor.envs.split.make_split``; the held-out chronics are never played).
     label_zones: "all" (every zone's best candidate at every decision) or "capa" (the
         deciding zone's only).
     policy: a ``gridfactor train`` run directory of the same zones whose pure policy plays
@@ -100,6 +100,7 @@ class DemonstrateConfig:
     reconnect: str = "always"
     explore: float = 0.3
     validation_fraction: float = 0.2
+    held_out: tuple[int, ...] = ()
     seed: int = 0
     chunk_size: int = 4
     label_zones: str = "all"
@@ -130,11 +131,15 @@ class DemonstrateConfig:
         return self
 
     def recorded(self) -> dict[str, Any]:
-        """The settings as config.json records them (``guard`` only when set, so that runs
-        recorded without it stay resumable)."""
+        """The settings as config.json records them (``guard`` and ``held_out`` only when
+        set, so that runs recorded without them stay resumable)."""
         settings = asdict(self)
         if not self.guard:
             del settings["guard"]
+        if self.held_out:
+            settings["held_out"] = list(self.held_out)
+        else:
+            del settings["held_out"]
         return settings
 
 
@@ -308,12 +313,12 @@ def run_chunk(chunk: Chunk) -> list[dict[str, Any]]:
     return rows
 
 
-def _split(env_name: str, validation_fraction: float) -> dict[str, Any]:
+def _split(config: DemonstrateConfig) -> dict[str, Any]:
     from gridfactor.envs.grid2op_env import make_grid2op_env
     from gridfactor.envs.split import count_chronics, make_split
 
-    g2env = make_grid2op_env(env_name, cache=False)
-    return make_split(count_chronics(g2env), validation_fraction)
+    g2env = make_grid2op_env(config.env_name, cache=False)
+    return make_split(count_chronics(g2env), config.validation_fraction, config.held_out)
 
 
 def demonstrate(
@@ -342,7 +347,7 @@ def demonstrate(
     )
     if config.policy:
         _check_policy_run(Path(config.policy), fact, config.env_name)
-    split = _split(config.env_name, config.validation_fraction)
+    split = _split(config)
     out_dir = prepare_run_dir(
         out, {"command": "demonstrate", **config.recorded()}, resume=resume, overwrite=overwrite
     )

@@ -134,7 +134,7 @@ def sample_scenarios(
     return scenarios
 
 
-def parse_chronics(text: str | None) -> tuple[int, ...] | None:
+def parse_chronics(text: str | None, flag: str = "--chronics") -> tuple[int, ...] | None:
     """``"0,3,5"`` or ``"2-4"`` -> chronic ids; None/empty -> None (default split)."""
     if not text:
         return None
@@ -148,7 +148,7 @@ def parse_chronics(text: str | None) -> tuple[int, ...] | None:
             elif part:
                 ids.append(int(part))
     except ValueError:
-        raise UserError(f"bad --chronics {text!r}; use ids like 0,3,5 or a range 2-4") from None
+        raise UserError(f"bad {flag} {text!r}; use ids like 0,3,5 or a range 2-4") from None
     return tuple(dict.fromkeys(ids))
 
 

@@ -221,6 +221,8 @@ class CompareConfig:
     overrides: dict[str, Any] = field(default_factory=dict)
     factorization: str | None = None  # zones to use instead of the factorize stage
     score: str | None = None  # grid2op scorer for the evaluation (see EvalConfig.score)
+    # the chronics held out by id (another fold); empty: gridfactor train's default split
+    held_out: tuple[int, ...] = ()
     out: str = "runs/compare"
     parallel: ParallelConfig = field(default_factory=ParallelConfig)
     resume: bool = False
@@ -280,6 +282,8 @@ def compare(config: CompareConfig) -> Path:
         "factorization": config.factorization,
         "score": config.score,
     }
+    if config.held_out:  # recorded only when set: runs made before it stay resumable
+        run_config["held_out"] = list(config.held_out)
     out = prepare_run_dir(config.out, run_config, resume=config.resume, overwrite=config.overwrite)
     stages = _load_stages(out)
 
@@ -365,15 +369,17 @@ def available_peers(peers: tuple[str, ...], env_name: str) -> tuple[str, ...]:
 
 
 def _check_given_inputs(config: CompareConfig) -> Factorization | None:
-    """Fail before the first stage, not after an hour: the given zones must fit the env and
-    the scorer must fit it too. Returns the given factorization (None: factorize)."""
-    if config.factorization is None and config.score is None:
+    """Fail before the first stage, not after an hour: the given zones, the scorer and the
+    held-out chronics must fit the env. Returns the given factorization (None: factorize)."""
+    if config.factorization is None and config.score is None and not config.held_out:
         return None
     from gridfactor.agents.cluster import check_factorization_for_env
     from gridfactor.envs.grid2op_env import make_env
+    from gridfactor.envs.split import count_chronics, make_split
 
     env = make_env(config.env_name)
     try:
+        make_split(count_chronics(env), 0.2, config.held_out)
         if config.score is not None:
             from gridfactor.evaluate.scores import check_scorer
 
@@ -428,6 +434,7 @@ def _demonstrate(
             policy=str(policy) if policy else None,
             augment=budget.augment,
             danger=budget.danger,
+            held_out=config.held_out,
         ),
         out,
         parallel=config.parallel,
@@ -460,6 +467,7 @@ def _train(
             reconnect=budget.reconnect,
             augment=budget.augment,
             danger=budget.danger,
+            held_out=config.held_out,
             timesteps=budget.timesteps,
             seed=config.seed,
             episode_steps=budget.train_episode_steps,

@@ -9,7 +9,8 @@ Train/validation split (seeded, written to ``split.json``): with >= 2 chronics t
 training episodes start anywhere in the other chronics; with a single chronic the chronic is
 split in time: training episodes start in its first ``1 - validation_fraction`` part,
 validation ones in the rest. rte_case14_realistic's test env has 2 chronics: 000 = train,
-001 = validation.
+001 = validation. ``held_out`` names the validation chronics instead (another fold, e.g. 000
+held out and 001 trained on).
 
 Run directory: config.json, factorization.json (the clusters used), split.json,
 checkpoints/iter_<n> (every ``checkpoint_every`` iterations, the last ``keep_checkpoints``
@@ -80,6 +81,8 @@ class TrainConfig:
     episode_steps: int = 500
     reward: str = "CloseToOverflowReward"
     validation_fraction: float = 0.2
+    # the validation chronics by id instead of the last validation_fraction (another fold)
+    held_out: tuple[int, ...] = ()
     # > 0: PPO's training episodes play perturbed copies of their chronics (DecisionEnvConfig)
     augment: float = 0.0
     # PPO
@@ -121,6 +124,10 @@ class TrainConfig:
             data.pop("augment")
         if self.label_rows == "all":
             data.pop("label_rows")
+        if self.held_out:
+            data["held_out"] = list(self.held_out)
+        else:
+            data.pop("held_out")
         return data
 
     def validate(self) -> None:
@@ -404,6 +411,8 @@ def train(config: TrainConfig) -> Path:
         Factorization.load(config.factorization_path)
     g2env = make_grid2op_env(config.env_name, config.reward, cache=False)
     fact = load_run_factorization(config, g2env)
+    split = make_split(count_chronics(g2env), config.validation_fraction, config.held_out)
+    demos = _load_demonstrations(config, fact, split) if config.demonstrations else None
     run_dir = prepare_run_dir(
         config.out, config.identity(), resume=config.resume, overwrite=config.overwrite
     )
@@ -416,11 +425,10 @@ def train(config: TrainConfig) -> Path:
                 "with that factorization or choose another --out"
             )
     fact.save(fact_path)
-    split = make_split(count_chronics(g2env), config.validation_fraction)
     write_json(run_dir / "split.json", split)
-    demos = action_sets = candidate_keys = None
-    if config.demonstrations:
-        demos, action_sets, candidate_keys = _imitation_inputs(config, fact, g2env, split, run_dir)
+    action_sets = candidate_keys = None
+    if demos is not None:
+        action_sets, candidate_keys = _imitation_inputs(config, fact, g2env, demos, run_dir)
 
     env_cfg = DecisionEnvConfig(
         env_name=config.env_name,
@@ -461,21 +469,11 @@ def train(config: TrainConfig) -> Path:
             ray.shutdown()
 
 
-def _imitation_inputs(
-    config: TrainConfig,
-    fact: Factorization,
-    g2env: Any,
-    split: dict[str, Any],
-    run_dir: Path,
-) -> tuple[Any, dict[str, list[list[int]]], dict[str, list[tuple[int, int]]]]:
-    """Load and check the demonstrations; reduce (or keep) the action sets, save them.
-    Also returns, per demonstrated zone, its full candidate list (the order of a row's
-    ``sim_outcome``)."""
-    from gridfactor.agents.cluster import build_agents
-    from gridfactor.agents.trained import ACTION_SETS_FILE
+def _load_demonstrations(config: TrainConfig, fact: Factorization, split: dict[str, Any]) -> Any:
+    """The demonstrations as one, checked against the run's env, split and zones (before
+    anything is written)."""
     from gridfactor.demonstrate.demonstrations import combine_demonstrations, load_demonstrations
     from gridfactor.envs.grid2op_env import env_data_dir
-    from gridfactor.train.imitation import reduce_action_sets
 
     loaded = []
     for path in config.demonstrations:
@@ -489,7 +487,7 @@ def _imitation_inputs(
             raise UserError(
                 f"the demonstrations of {path} were recorded with another train/validation "
                 f"split ({demos.sidecar['split']['validation']} held out); use the same "
-                "--validation-fraction in demonstrate and train"
+                "--held-out / --validation-fraction in demonstrate and train"
             )
         demo_fact = Factorization.from_dict(demos.settings["factorization"])
         if not config.centralized and not _same_clusters(demo_fact, fact):
@@ -498,7 +496,22 @@ def _imitation_inputs(
                 f"{config.factorization_path}; pass the factorization they were recorded with"
             )
         loaded.append(demos)
-    demos = combine_demonstrations(loaded)
+    return combine_demonstrations(loaded)
+
+
+def _imitation_inputs(
+    config: TrainConfig,
+    fact: Factorization,
+    g2env: Any,
+    demos: Any,
+    run_dir: Path,
+) -> tuple[dict[str, list[list[int]]], dict[str, list[tuple[int, int]]]]:
+    """Reduce (or keep) the action sets, save them. Also returns, per demonstrated zone, its
+    full candidate list (the order of a row's ``sim_outcome``)."""
+    from gridfactor.agents.cluster import build_agents
+    from gridfactor.agents.trained import ACTION_SETS_FILE
+    from gridfactor.train.imitation import reduce_action_sets
+
     agents = build_agents(fact, g2env)
     covered = reduce_action_sets(
         demos.frame,
@@ -526,7 +539,7 @@ def _imitation_inputs(
         demo_zones = Factorization.from_dict(demos.settings["factorization"])
         zone_agents = build_agents(demo_zones, g2env)
     candidate_keys = {a.agent_id: list(a.action_keys) for a in zone_agents}
-    return demos, {aid: [list(k) for k in keys] for aid, keys in sets.items()}, candidate_keys
+    return {aid: [list(k) for k in keys] for aid, keys in sets.items()}, candidate_keys
 
 
 def training_rows(frame: Any, agent_id: str, config: TrainConfig) -> Any:
