@@ -313,6 +313,8 @@ def test_env_without_topology_actions_real_executable_starts_no_ray(tmp_path, mo
         (["--augment", "1.5"], ["--augment must be in [0, 1)"]),
         (["--guard", "3,x"], ["bad --guard '3,x'", "0,3,10"]),
         (["--danger", "0"], ["--danger must be > 0"]),
+        (["--held-out", "0,1"], ["--held-out 0,1", "0..1", "at least one to train on"]),
+        (["--held-out", "x"], ["bad --held-out 'x'"]),
     ],
 )
 def test_compare_checks_given_zones_and_scorer_before_any_stage(tmp_path, extra, fragments):
