@@ -379,7 +379,7 @@ def _check_given_inputs(config: CompareConfig) -> Factorization | None:
 
     env = make_env(config.env_name)
     try:
-        make_split(count_chronics(env), 0.2, config.held_out)
+        make_split(count_chronics(env), 0.2, config.held_out)  # (no fraction with held_out)
         if config.score is not None:
             from gridfactor.evaluate.scores import check_scorer
 
