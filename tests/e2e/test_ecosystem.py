@@ -25,6 +25,7 @@ from gridfactor.envs.grid2op_env import env_data_dir, make_env
 from gridfactor.errors import UserError
 from gridfactor.evaluate import EvalConfig, evaluate
 from gridfactor.parallel import ParallelConfig
+from gridfactor.runs import read_parquet
 from tests.helpers import assert_user_error, case14_factorization, run_cli
 
 ENV5 = "rte_case5_example"
@@ -132,7 +133,7 @@ def test_demonstrate_command_records_the_zone_expert_on_training_chronics(tmp_pa
     args = ["demonstrate", "--factorization", str(tmp_path / "factorization.json")]
     args += ["--env", ENV14, "--episodes", "2", "--episode-steps", "60", "--workers", "1"]
     run_cli(*args, "--out", str(out), timeout=900)
-    frame = pd.read_parquet(out / "demonstrations.parquet")
+    frame = read_parquet(out / "demonstrations.parquet")
     assert len(frame) > 0 and set(frame["chronic"]) == {0}
     # every zone labelled at every decision, exactly one of them deciding
     per_decision = frame.groupby(["episode", "decision"])
@@ -175,7 +176,7 @@ def test_dagger_round_the_policy_plays_and_the_expert_labels(zones_run, tmp_path
     args += ["--episode-steps", "60", "--workers", "1"]
     run_cli(*args, "--out", str(tmp_path / "expert"), timeout=900)
     run_cli(*args, "--policy", str(zones_run), "--out", str(tmp_path / "dagger"), timeout=900)
-    frame = pd.read_parquet(tmp_path / "dagger" / "demonstrations.parquet")
+    frame = read_parquet(tmp_path / "dagger" / "demonstrations.parquet")
     decisions = frame[frame["decider"]]
     policy = load_trained_agent(zones_run)
     env = make_env(ENV14)
@@ -207,7 +208,7 @@ def test_dagger_round_the_policy_plays_and_the_expert_labels(zones_run, tmp_path
     imitation = json.loads((run / "imitation.json").read_text())
     trained = sum(r["n_train"] + r["n_held_out"] + r["dropped"] for r in imitation["agents"])
     rows = pd.concat(
-        [pd.read_parquet(tmp_path / d / "demonstrations.parquet") for d in ("expert", "dagger")]
+        [read_parquet(tmp_path / d / "demonstrations.parquet") for d in ("expert", "dagger")]
     )
     both = len(rows)
     assert trained == both
@@ -280,7 +281,7 @@ def test_self_distillation_round_the_guard_plays_and_labels(zones_run, tmp_path)
     out = tmp_path / "guard2"
     proc = run_cli(*args, "--guard", "2", "--out", str(out), timeout=900)
     assert "the guard of 2 acts in" in proc.stdout
-    frame = pd.read_parquet(out / "demonstrations.parquet")
+    frame = read_parquet(out / "demonstrations.parquet")
     policy = load_trained_agent(zones_run)
     env = make_env(ENV14)
     frame_of_policy = policy.bind(env)
@@ -335,7 +336,7 @@ def test_ppo_anchored_to_the_imitation_stays_near_it(tmp_path):
         str(demos),
         timeout=900,
     )
-    frame = pd.read_parquet(demos / "demonstrations.parquet")
+    frame = read_parquet(demos / "demonstrations.parquet")
     drift = {}  # mean KL(clone || tuned policy) over the demonstrated states
     for anchor in ("0", "50"):
         run = tmp_path / f"anchor{anchor}"
@@ -523,7 +524,7 @@ def test_ensemble_of_runs_with_other_action_sets(zones_run: Path, tmp_path: Path
         *("--out", str(tmp_path / "dagger")),
         timeout=900,
     )
-    assert len(pd.read_parquet(tmp_path / "dagger" / "demonstrations.parquet")) > 0
+    assert len(read_parquet(tmp_path / "dagger" / "demonstrations.parquet")) > 0
     sub = tmp_path / "submission"
     run_cli("export", str(ens), "--out", str(sub))
     exported = load_exported_agent(sub)

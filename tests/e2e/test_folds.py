@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from gridfactor.envs.grid2op_env import make_env
+from gridfactor.runs import read_parquet
 from tests.helpers import assert_user_error, case14_factorization, run_cli
 
 ENV5 = "rte_case5_example"
@@ -32,7 +33,7 @@ def test_the_other_fold_trains_on_chronic_1_and_holds_out_chronic_0(tmp_path):
         *("--held-out", "0", "--out", str(demos)),
         timeout=900,
     )
-    frame = pd.read_parquet(demos / "demonstrations.parquet")
+    frame = read_parquet(demos / "demonstrations.parquet")
     assert len(frame) > 0 and set(frame["chronic"]) == {1}
     train = ("train", *fact, "--demonstrations", str(demos), "--timesteps", "0")
     train += ("--imitation-epochs", "2")

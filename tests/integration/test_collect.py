@@ -12,6 +12,7 @@ import pytest
 from gridfactor.collect import DATASET_FILE, CollectConfig, collect, grid_info
 from gridfactor.errors import UserError
 from gridfactor.parallel import ParallelConfig
+from gridfactor.runs import read_parquet
 
 warnings.filterwarnings("ignore")
 
@@ -34,7 +35,7 @@ def reference(tmp_path_factory):
 
 def test_dataset_shape_columns_and_encoding(reference):
     info = grid_info(ENV)
-    frame = pd.read_parquet(reference / DATASET_FILE)
+    frame = read_parquet(reference / DATASET_FILE)
     sidecar = json.loads((reference / "dataset.json").read_text())
     # sandbox: substations with > 3 elements
     assert info.selected == (1, 2, 3, 4, 5, 8, 12)
@@ -81,7 +82,7 @@ def test_same_seed_same_dataset_any_workers_or_chunking(reference, tmp_path):
         progress=False,
     )
     pd.testing.assert_frame_equal(
-        pd.read_parquet(tmp_path / "ray" / DATASET_FILE), pd.read_parquet(reference / DATASET_FILE)
+        read_parquet(tmp_path / "ray" / DATASET_FILE), read_parquet(reference / DATASET_FILE)
     )
     collect(
         CollectConfig(**{**SMALL, "seed": 6}),
@@ -89,8 +90,8 @@ def test_same_seed_same_dataset_any_workers_or_chunking(reference, tmp_path):
         parallel=IN_PROCESS,
         progress=False,
     )
-    assert not pd.read_parquet(tmp_path / "other" / DATASET_FILE).equals(
-        pd.read_parquet(reference / DATASET_FILE)
+    assert not read_parquet(tmp_path / "other" / DATASET_FILE).equals(
+        read_parquet(reference / DATASET_FILE)
     )
 
 
@@ -125,7 +126,7 @@ def test_interrupted_then_resumed_is_bit_identical(reference, tmp_path):
     assert _bytes(out) == _bytes(reference)
     # the action counters of the chunks saved before the interruption come from their parts
     assert _effects(out) == _effects(reference)
-    assert _effects(out)["total"]["actions"] == len(pd.read_parquet(out / DATASET_FILE))
+    assert _effects(out)["total"]["actions"] == len(read_parquet(out / DATASET_FILE))
 
 
 def _effects(run_dir) -> dict:
@@ -170,7 +171,7 @@ def test_explore_lengthens_episodes(tmp_path):
         collect(
             CollectConfig(**{**base, "explore": explore}), out, parallel=IN_PROCESS, progress=False
         )
-        frame = pd.read_parquet(out / DATASET_FILE)
+        frame = read_parquet(out / DATASET_FILE)
         lengths[explore] = frame.groupby("episode").size().mean()
         if explore < 1:
             assert (frame["action"] == -1).any()
@@ -218,9 +219,7 @@ def test_chronics_cache_gives_the_same_episodes():
     cached = gc.run_chunk(chunk)
     key = (ENV, "lightsim")
     # chronics in memory, a reset jumps to its start (the chunk's starts are random steps)
-    assert type(g2e.ENV_CACHE[key].chronics_handler.real_data).__name__ == (
-        "FastForwardChronics"
-    )
+    assert type(g2e.ENV_CACHE[key].chronics_handler.real_data).__name__ == ("FastForwardChronics")
     saved = g2e.ENV_CACHE[key], gc._ACTION_CACHE[key]
     try:
         g2e.ENV_CACHE[key], gc._ACTION_CACHE[key] = make_env(ENV), {}

@@ -15,6 +15,7 @@ import pytest
 from gridfactor.errors import UserError
 from gridfactor.evaluate import EvalConfig, evaluate, parse_agent_names
 from gridfactor.parallel import ParallelConfig
+from gridfactor.runs import read_parquet
 
 ENV = "rte_case5_example"
 GRIDFACTOR = str(Path(sys.executable).with_name("gridfactor"))
@@ -224,10 +225,10 @@ def test_compare_smoke_end_to_end(tmp_path: Path) -> None:
     # learned agents decide far faster than the expert on the steps that need a decision
     assert table.loc["distributed-local", "decision_ms"] * 20 < table.loc["expert", "decision_ms"]
     # demonstrations never touch the held-out chronics (chronic 1 of rte_case14_realistic)
-    demos = pd.read_parquet(out / "demonstrate" / "demonstrations.parquet")
+    demos = read_parquet(out / "demonstrate" / "demonstrations.parquet")
     assert set(demos["chronic"]) == {0} and len(demos) > 50
     # every stage took the trigger: decisions only at rho >= 0.95, agents and experts alike
-    dagger_demos = pd.read_parquet(out / "dagger1" / "demonstrations.parquet")
+    dagger_demos = read_parquet(out / "dagger1" / "demonstrations.parquet")
     assert demos["max_rho"].min() >= 0.95 and dagger_demos["max_rho"].min() >= 0.95
     assert json.loads((out / "config.json").read_text())["budget"]["danger"] == 0.95
     assert json.loads((out / "evaluate" / "config.json").read_text())["danger"] == 0.95

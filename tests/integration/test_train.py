@@ -104,6 +104,7 @@ def ray_session():
 @pytest.fixture(scope="module")
 def fact_path(tmp_path_factory):
     from gridfactor.envs.grid2op_env import make_grid2op_env
+
     env = make_grid2op_env(ENV, cache=False)
     path = tmp_path_factory.mktemp("fact") / "factorization.json"
     case14_factorization(env).save(path)
@@ -181,9 +182,7 @@ def test_train_distributed_resume_and_act(tmp_path, fact_path, ray_session, rlli
 
     def logits(agent):
         return {
-            aid: np.stack(
-                [agent.logits(aid, f[: policy.n_inputs]) for f in features]
-            )
+            aid: np.stack([agent.logits(aid, f[: policy.n_inputs]) for f in features])
             for aid, policy in agent.policies.items()
         }
 

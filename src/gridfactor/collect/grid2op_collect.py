@@ -57,7 +57,7 @@ from gridfactor.envs.grid2op_env import cached_env, reset_env
 from gridfactor.envs.topology import Target, line_lookup, target_of, without_out_lines
 from gridfactor.errors import UserError
 from gridfactor.parallel import ParallelConfig, parallel_map
-from gridfactor.runs import atomic_write, write_json
+from gridfactor.runs import atomic_write, read_parquet, write_json, write_parquet
 
 DATASET_FILE = "dataset.parquet"
 SIDECAR_FILE = "dataset.json"
@@ -543,9 +543,6 @@ def collect(
     Reuses finished part files in ``out_dir/parts`` and an existing complete dataset.
     ``on_chunk(index, n_chunks)`` is called after each chunk is saved (progress hooks).
     """
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     config.validate()
     parallel = parallel or ParallelConfig()
     out_dir = Path(out_dir)
@@ -605,11 +602,7 @@ def collect(
     chunks = [c for c, keep in zip(chunks, kept, strict=True) if keep]
     parts = [p for p, keep in zip(parts, kept, strict=True) if keep]
     frame = _assemble(chunks, parts, info, config)  # type: ignore[arg-type]
-    table = pa.Table.from_pandas(frame, preserve_index=False)
-    buffer = pa.BufferOutputStream()
-    pq.write_table(table, buffer, compression="zstd")
-    with atomic_write(dataset_path, "wb") as fh:
-        fh.write(buffer.getvalue().to_pybytes())
+    write_parquet(dataset_path, frame)
     lengths = frame.groupby(["substation", "episode"]).size()
     write_json(
         sidecar_path,
@@ -779,10 +772,9 @@ def check_action_effects(sidecar: dict[str, Any], max_no_effect: float = 0.05) -
 
 def load_dataset(out_dir: str | os.PathLike) -> tuple[Any, dict[str, Any]]:
     """Read ``dataset.parquet`` and its JSON sidecar from a run directory."""
-    import pandas as pd
 
     out_dir = Path(out_dir)
     path, sidecar = out_dir / DATASET_FILE, out_dir / SIDECAR_FILE
     if not path.is_file() or not sidecar.is_file():
         raise UserError(f"no dataset in {out_dir}; run `gridfactor collect` first")
-    return pd.read_parquet(path), json.loads(sidecar.read_text())
+    return read_parquet(path), json.loads(sidecar.read_text())

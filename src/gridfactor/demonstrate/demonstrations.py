@@ -50,7 +50,7 @@ from gridfactor.agents.high_level import DANGER, check_danger, check_reconnect
 from gridfactor.envs.chronics import check_augment
 from gridfactor.errors import UserError
 from gridfactor.parallel import ParallelConfig, parallel_map
-from gridfactor.runs import atomic_write, prepare_run_dir, write_json
+from gridfactor.runs import atomic_write, prepare_run_dir, read_parquet, write_json, write_parquet
 
 DEMO_FILE = "demonstrations.parquet"
 DEMO_SIDECAR = "demonstrations.json"
@@ -332,8 +332,6 @@ def demonstrate(
 ) -> Path:
     """Record the demonstrations into the run directory ``out``; returns it."""
     import pandas as pd
-    import pyarrow as pa
-    import pyarrow.parquet as pq
 
     from gridfactor.agents.cluster import check_factorization_for_env
     from gridfactor.envs.grid2op_env import make_grid2op_env
@@ -390,11 +388,7 @@ def demonstrate(
             f"no decision in {config.n_episodes} episodes: the grid never reached rho >= "
             f"{config.danger}; lower --danger or play more --n-episodes"
         )
-    table = pa.Table.from_pandas(frame, preserve_index=False)
-    buffer = pa.BufferOutputStream()
-    pq.write_table(table, buffer, compression="zstd")
-    with atomic_write(path, "wb") as fh:
-        fh.write(buffer.getvalue().to_pybytes())
+    write_parquet(path, frame)
     per_episode = frame.groupby("episode")["episode_survival"].first()
     decisions = frame[frame["decider"]]
     per_decision_ms = frame.groupby(["episode", "decision"])["expert_ms"].sum()
@@ -502,7 +496,6 @@ class Demonstrations:
 
 def load_demonstrations(path: str | os.PathLike) -> Demonstrations:
     """Read a ``gridfactor demonstrate`` run directory."""
-    import pandas as pd
 
     run = Path(path)
     if not (run / DEMO_FILE).is_file() or not (run / DEMO_SIDECAR).is_file():
@@ -511,7 +504,7 @@ def load_demonstrations(path: str | os.PathLike) -> Demonstrations:
             "`gridfactor demonstrate` first"
         )
     config = json.loads((run / "config.json").read_text())
-    frame = pd.read_parquet(run / DEMO_FILE)
+    frame = read_parquet(run / DEMO_FILE)
     if "decider" not in frame:  # recorded before every zone was labelled: deciders only
         frame["decider"] = True
     return Demonstrations(frame, json.loads((run / DEMO_SIDECAR).read_text()), config)

@@ -376,10 +376,11 @@ def _check_given_inputs(config: CompareConfig) -> Factorization | None:
     from gridfactor.agents.cluster import check_factorization_for_env
     from gridfactor.envs.grid2op_env import make_env
     from gridfactor.envs.split import count_chronics, make_split
+    from gridfactor.evaluate.scenarios import VALIDATION_FRACTION
 
     env = make_env(config.env_name)
     try:
-        make_split(count_chronics(env), 0.2, config.held_out)  # (no fraction with held_out)
+        make_split(count_chronics(env), VALIDATION_FRACTION, config.held_out)
         if config.score is not None:
             from gridfactor.evaluate.scores import check_scorer
 

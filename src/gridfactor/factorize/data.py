@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from gridfactor.errors import UserError
+from gridfactor.runs import read_parquet
 
 SUPPORTED = (".npz", ".csv", ".parquet")
 
@@ -72,7 +73,7 @@ def _read_table(path: Path) -> pd.DataFrame:
             return pd.DataFrame(columns)
         if suffix == ".csv":
             return pd.read_csv(path)
-        return pd.read_parquet(path)
+        return read_parquet(path)
     except UserError:
         raise
     except Exception as exc:  # noqa: BLE001 - any reader failure means a bad file
