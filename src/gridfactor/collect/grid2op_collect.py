@@ -772,7 +772,6 @@ def check_action_effects(sidecar: dict[str, Any], max_no_effect: float = 0.05) -
 
 def load_dataset(out_dir: str | os.PathLike) -> tuple[Any, dict[str, Any]]:
     """Read ``dataset.parquet`` and its JSON sidecar from a run directory."""
-
     out_dir = Path(out_dir)
     path, sidecar = out_dir / DATASET_FILE, out_dir / SIDECAR_FILE
     if not path.is_file() or not sidecar.is_file():

@@ -496,7 +496,6 @@ class Demonstrations:
 
 def load_demonstrations(path: str | os.PathLike) -> Demonstrations:
     """Read a ``gridfactor demonstrate`` run directory."""
-
     run = Path(path)
     if not (run / DEMO_FILE).is_file() or not (run / DEMO_SIDECAR).is_file():
         raise UserError(
