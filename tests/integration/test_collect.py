@@ -219,7 +219,7 @@ def test_chronics_cache_gives_the_same_episodes():
     cached = gc.run_chunk(chunk)
     key = (ENV, "lightsim")
     # chronics in memory, a reset jumps to its start (the chunk's starts are random steps)
-    assert type(g2e.ENV_CACHE[key].chronics_handler.real_data).__name__ == ("FastForwardChronics")
+    assert type(g2e.ENV_CACHE[key].chronics_handler.real_data).__name__ == "FastForwardChronics"
     saved = g2e.ENV_CACHE[key], gc._ACTION_CACHE[key]
     try:
         g2e.ENV_CACHE[key], gc._ACTION_CACHE[key] = make_env(ENV), {}
