@@ -94,7 +94,8 @@ def read_parquet(path: str | os.PathLike) -> Any:
     ``pandas.read_parquet`` hands Arrow a Python file object; Arrow's read-ahead threads
     then hold Python buffers, and when one is released while the interpreter exits the
     process aborts after its work is done ("terminate called without an active
-    exception", about 1 run in 5 here; apache/arrow#34314).
+    exception": 1 in 3 processes reading a small file, 1 in 5 to 15 ``collect`` runs
+    under load; apache/arrow#34314).
     """
     import pyarrow.parquet as pq
 
